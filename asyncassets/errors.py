@@ -1,0 +1,84 @@
+"""Every exception asyncassets raises. All derive from :class:`AssetError`.
+
+Each error says what it is about — the card, the field path, the file and line, the URL —
+in its message, so that one line in a log is enough to act on it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AssetCardError",
+    "AssetCardNotFoundError",
+    "AssetDownloadError",
+    "AssetError",
+    "AssetMetadataError",
+    "AssetMetadataNotFoundError",
+    "AssetSourceNotFoundError",
+    "ChecksumMismatchError",
+]
+
+
+class AssetError(Exception):
+    """Base class of every error raised by asyncassets."""
+
+
+class AssetCardError(AssetError):
+    """A card cannot be resolved or one of its fields has the wrong shape.
+
+    Raised for a missing base card, a base cycle, a missing field or a field whose value
+    is not of the requested type. ``name`` is the card, ``field`` the dotted field path
+    when the error is about a field.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.name = name
+        self.field = field
+
+
+class AssetCardNotFoundError(AssetCardError, LookupError):
+    """No store defines the requested card. The message lists close matches."""
+
+    def __init__(self, message: str, *, name: str, suggestions: tuple[str, ...] = ()):
+        super().__init__(message, name=name)
+        self.suggestions = suggestions
+
+
+class AssetMetadataError(AssetError):
+    """A source of cards cannot be read: a network failure, denied access, a bad URL."""
+
+    def __init__(self, message: str, *, source: str | None = None):
+        super().__init__(message)
+        self.source = source
+
+
+class AssetMetadataNotFoundError(AssetMetadataError, LookupError):
+    """A provider has no metadata under the requested canonical name (``foo@``)."""
+
+    def __init__(self, message: str, *, name: str, source: str | None = None):
+        super().__init__(message, source=source)
+        self.name = name
+
+
+class AssetSourceNotFoundError(AssetMetadataError):
+    """The folder, bucket, prefix or package a provider points at does not exist."""
+
+
+class AssetDownloadError(AssetError):
+    """A file a card points to cannot be fetched into the local cache.
+
+    ``uri`` names what was being fetched.
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None):
+        super().__init__(message)
+        self.uri = uri
+
+
+class ChecksumMismatchError(AssetDownloadError):
+    """The fetched bytes do not have the expected sha256. Nothing is kept."""
+
+    def __init__(self, message: str, *, uri: str, expected: str, actual: str):
+        super().__init__(message, uri=uri)
+        self.expected = expected
+        self.actual = actual

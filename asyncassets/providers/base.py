@@ -1,0 +1,196 @@
+"""The provider protocol and the snapshot-holding base class every provider builds on."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+
+from asyncassets.errors import AssetMetadataNotFoundError
+from asyncassets.frozen import thaw
+from asyncassets.problems import Problem
+from asyncassets.snapshot import FileRecord, Snapshot, SnapshotDiff
+
+__all__ = ["AssetMetadataProvider", "SnapshotListener", "SnapshotProvider"]
+
+logger = logging.getLogger("asyncassets.providers")
+
+#: Called with (provider, new snapshot, diff) after every swap.
+SnapshotListener = Callable[["SnapshotProvider", Snapshot, SnapshotDiff], None]
+
+
+@runtime_checkable
+class AssetMetadataProvider(Protocol):
+    """A source of card metadata that the store can load, query and refresh."""
+
+    @property
+    def source(self) -> str:
+        """Where the cards come from (``file:///etc/cards``, ``s3://bucket/cards``, ...)."""
+        ...
+
+    @property
+    def loaded(self) -> bool: ...
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The current immutable index of this provider's cards."""
+        ...
+
+    @property
+    def asset_names(self) -> frozenset[str]:
+        """Canonical names (``foo@``, ``foo@env``) after :meth:`load`."""
+        ...
+
+    async def load(self) -> None:
+        """List, read and parse every card; safe to call again (loads once)."""
+        ...
+
+    async def refresh(self, paths: Iterable[str] | None = None) -> SnapshotDiff:
+        """Re-read changed files (None: re-list everything) and swap the snapshot in."""
+        ...
+
+    async def get_metadata(self, name: str) -> dict[str, Any]:
+        """A copy of the metadata of canonical ``name``."""
+        ...
+
+    def add_listener(self, listener: SnapshotListener) -> None: ...
+
+    def remove_listener(self, listener: SnapshotListener) -> None: ...
+
+    async def aclose(self) -> None:
+        """Release sessions and connections."""
+        ...
+
+
+class SnapshotProvider(ABC):
+    """Holds a snapshot and swaps it on refresh. Subclasses read files.
+
+    Subclasses implement :meth:`_read_all` (every file) and may implement
+    :meth:`_read_paths` (some files) for incremental refreshes.
+    """
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._snapshot = Snapshot.empty(source)
+        self._loaded = False
+        self._lock: anyio.Lock | None = None
+        self._listeners: list[SnapshotListener] = []
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def asset_names(self) -> frozenset[str]:
+        return self._snapshot.names
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self._snapshot.problems
+
+    def add_listener(self, listener: SnapshotListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: SnapshotListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _guard(self) -> anyio.Lock:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        return self._lock
+
+    async def load(self) -> None:
+        if self._loaded:
+            return
+        async with self._guard():
+            if self._loaded:
+                return
+            records = await self._read_all()
+            snapshot = Snapshot.build(self._source, records)
+            self._swap(snapshot, SnapshotDiff(added=snapshot.names))
+            self._loaded = True
+            logger.debug("loaded %d cards from %s", len(snapshot), self._source)
+
+    async def refresh(self, paths: Iterable[str] | None = None) -> SnapshotDiff:
+        async with self._guard():
+            if paths is None:
+                changed = await self._changed_files()
+            else:
+                changed = await self._read_paths(list(paths))
+            return self._apply(changed)
+
+    def _apply(self, changed: dict[str, FileRecord | None]) -> SnapshotDiff:
+        """Swap in the old snapshot plus ``changed``; a file that fails to parse keeps its
+        last good cards (marked stale, with the problem)."""
+        old = self._snapshot
+        for path, record in list(changed.items()):
+            previous = old.files.get(path)
+            if (
+                record is not None
+                and previous is not None
+                and not record.entries
+                and any(p.kind in ("yaml", "read") for p in record.problems)
+            ):
+                changed[path] = FileRecord(
+                    path, previous.entries, record.problems, record.version, stale=True
+                )
+        snapshot, diff = old.with_files(changed)
+        self._swap(snapshot, diff)
+        self._loaded = True
+        return diff
+
+    def _swap(self, snapshot: Snapshot, diff: SnapshotDiff) -> None:
+        self._snapshot = snapshot
+        for listener in list(self._listeners):
+            listener(self, snapshot, diff)
+
+    async def get_metadata(self, name: str) -> dict[str, Any]:
+        await self.load()
+        entry = self._snapshot.get(name)
+        if entry is None:
+            raise AssetMetadataNotFoundError(
+                f"{self._source} has no card named '{name}'", name=name, source=self._source
+            )
+        result: dict[str, Any] = thaw(entry.metadata)
+        return result
+
+    @abstractmethod
+    async def _read_all(self) -> list[FileRecord]:
+        """Every file's record."""
+
+    async def _read_paths(self, paths: list[str]) -> dict[str, FileRecord | None]:
+        """Records of ``paths`` (file URLs); None for a file that is gone.
+
+        The default re-lists everything; providers that can read single files override it.
+        """
+        return await self._changed_files()
+
+    async def _changed_files(self) -> dict[str, FileRecord | None]:
+        """Files that differ from the current snapshot (by version), re-read; gone: None."""
+        records = {r.file: r for r in await self._read_all()}
+        changed: dict[str, FileRecord | None] = {
+            path: None for path in self._snapshot.files if path not in records
+        }
+        for path, record in records.items():
+            old = self._snapshot.files.get(path)
+            if old is None or old.version is None or old.version != record.version:
+                changed[path] = record
+        return changed
+
+    async def aclose(self) -> None:
+        """Nothing to release by default."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._source!r})"

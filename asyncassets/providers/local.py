@@ -1,0 +1,76 @@
+"""Listing and reading card files in a local folder (blocking; run in worker threads)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from asyncassets.errors import AssetSourceNotFoundError
+from asyncassets.parsing import is_card_file, parse_card_file
+from asyncassets.problems import Problem
+from asyncassets.snapshot import FileRecord
+
+__all__ = ["file_url", "list_local_cards", "read_local_cards"]
+
+
+def file_url(path: str | os.PathLike[str]) -> str:
+    """``/a/b.yaml`` -> ``file:///a/b.yaml`` (the form entries and problems carry)."""
+    return "file://" + os.fspath(path)
+
+
+def _version(stat: os.stat_result) -> str:
+    return f"{stat.st_mtime_ns}-{stat.st_size}"
+
+
+def list_local_cards(root: Path) -> dict[str, str]:
+    """``{path: version}`` of every ``*.yaml``/``*.yml`` under ``root``, recursively.
+
+    Hidden files and folders (``.git``, editor swap files) are skipped. ``root`` may be a
+    single card file.
+    """
+    try:
+        stat = root.stat()
+    except FileNotFoundError:
+        raise AssetSourceNotFoundError(
+            f"card folder {root} does not exist", source=file_url(root)
+        ) from None
+    if not root.is_dir():
+        return {os.fspath(root): _version(stat)}
+    found: dict[str, str] = {}
+    pending = [os.fspath(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    if entry.name.startswith("."):
+                        continue
+                    try:
+                        if entry.is_dir():
+                            pending.append(entry.path)
+                        elif is_card_file(entry.name):
+                            found[entry.path] = _version(entry.stat())
+                    except OSError:
+                        continue  # vanished between listing and stat
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except PermissionError:
+            found[folder] = "unreadable"
+    return found
+
+
+def read_local_cards(paths: list[tuple[str, str | None]], source: str) -> list[FileRecord]:
+    """Read and parse ``paths`` (``(path, version)``) in one go; errors become problems."""
+    records = []
+    for path, version in paths:
+        url = file_url(path)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            problem = Problem("read", f"cannot read card file: {reason}", source, url)
+            records.append(FileRecord(url, (), (problem,), version))
+            continue
+        records.append(parse_card_file(data, file=url, source=source, version=version))
+    return records

@@ -1,0 +1,369 @@
+"""The asset store: providers in precedence order, envs, resolution, caching.
+
+The store composes the pure core (snapshots, resolution), the providers (I/O) and the
+checkpoint cache. Every public method loads lazily and only once, however many tasks ask
+at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, SupportsIndex
+
+import anyio
+
+from asyncassets.card import AssetCard
+from asyncassets.errors import AssetCardError, AssetCardNotFoundError, AssetMetadataError
+from asyncassets.envs import EnvResolver, default_env_resolvers, detect_env
+from asyncassets.names import InvalidNameError
+from asyncassets.problems import Problem, display_path
+from asyncassets.providers.base import AssetMetadataProvider
+from asyncassets.resolution import CardIndex, requested_envs, resolve_card
+from asyncassets.snapshot import CardEntry, Snapshot, SnapshotDiff
+
+__all__ = ["AssetStore"]
+
+logger = logging.getLogger("asyncassets.store")
+
+
+class ProviderList(list[AssetMetadataProvider]):
+    """A list of providers that tells its store when it changes (append is the seed's
+    way of registering a store)."""
+
+    def __init__(self, items: Iterable[AssetMetadataProvider], on_change: Callable[[], None]):
+        super().__init__(items)
+        self._on_change = on_change
+
+    def _changed(self) -> None:
+        self._on_change()
+
+    def append(self, item: AssetMetadataProvider) -> None:
+        super().append(item)
+        self._changed()
+
+    def extend(self, items: Iterable[AssetMetadataProvider]) -> None:
+        super().extend(items)
+        self._changed()
+
+    def insert(self, index: SupportsIndex, item: AssetMetadataProvider) -> None:
+        super().insert(index, item)
+        self._changed()
+
+    def remove(self, item: AssetMetadataProvider) -> None:
+        super().remove(item)
+        self._changed()
+
+    def pop(self, index: SupportsIndex = -1) -> AssetMetadataProvider:
+        item = super().pop(index)
+        self._changed()
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        self._changed()
+
+    def __delitem__(self, index: Any) -> None:
+        super().__delitem__(index)
+        self._changed()
+
+    def __iadd__(self, items: Iterable[AssetMetadataProvider]) -> ProviderList:  # type: ignore[override,misc]
+        super().__iadd__(items)
+        self._changed()
+        return self
+
+
+class AssetStore:
+    """Cards from several providers, resolved with fairseq2's semantics.
+
+    ``providers`` are the system stores and ``user_providers`` the user's; user providers
+    are consulted first and, inside each list, the later-added provider wins.
+    ``default_env`` names the detected environment (else ``$ASYNCASSETS_ENV``, else the
+    first of ``env_resolvers`` that answers; by default one reads ``$SLURM_CLUSTER_NAME``).
+    ``cache`` is the :class:`CheckpointCache` used by :meth:`prefetch`; ``strict=True``
+    makes :meth:`load` raise when a provider has problems instead of logging them.
+
+    >>> async with AssetStore([FileAssetMetadataProvider("/etc/cards")]) as store:
+    ...     card = await store.retrieve_card("llama3_2_1b")
+    """
+
+    def __init__(
+        self,
+        providers: Iterable[AssetMetadataProvider] | None = None,
+        user_providers: Iterable[AssetMetadataProvider] | None = None,
+        default_env: str | None = None,
+        env_resolvers: Sequence[EnvResolver] | None = None,
+        cache: Any = None,
+        strict: bool = False,
+    ) -> None:
+        self.metadata_providers = ProviderList(providers or (), self._invalidate)
+        self.user_metadata_providers = ProviderList(user_providers or (), self._invalidate)
+        self.default_env = default_env
+        self.env_resolvers = (
+            list(env_resolvers) if env_resolvers is not None else default_env_resolvers()
+        )
+        self._cache = cache
+        self.strict = strict
+        self._envs: tuple[str, ...] | None = None
+        self._index: CardIndex | None = None
+        self._resolved: dict[str, AssetCard] = {}
+        self._by_envs: dict[tuple[str, tuple[str, ...]], AssetCard] = {}
+        self._lock: anyio.Lock | None = None
+        self._listening: set[int] = set()
+
+    # -- providers and envs -------------------------------------------------------------------
+
+    def providers_by_precedence(self) -> list[AssetMetadataProvider]:
+        """Every provider, highest precedence first."""
+        return [*reversed(self.user_metadata_providers), *reversed(self.metadata_providers)]
+
+    @property
+    def active_envs(self) -> tuple[str, ...]:
+        """Envs applied to a bare name, highest precedence first: ``("user", detected)``."""
+        if self._envs is None:
+            detected = detect_env(self.default_env, self.env_resolvers)
+            self._envs = ("user", detected) if detected and detected != "user" else ("user",)
+        return self._envs
+
+    def _invalidate(self) -> None:
+        self._index = None
+        self._resolved = {}
+        self._by_envs = {}
+
+    def _on_swap(self, provider: Any, snapshot: Snapshot, diff: SnapshotDiff) -> None:
+        self._invalidate()
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load every provider that is not loaded yet, concurrently.
+
+        Raises the first provider error (a missing folder, denied access) after every
+        other provider has finished loading.
+        """
+        providers = self.providers_by_precedence()
+        for provider in providers:
+            if id(provider) not in self._listening:
+                provider.add_listener(self._on_swap)
+                self._listening.add(id(provider))
+        pending = [p for p in providers if not p.loaded]
+        if not pending:
+            return
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            pending = [p for p in providers if not p.loaded]
+            errors: list[BaseException] = []
+
+            async def load_one(provider: AssetMetadataProvider) -> None:
+                try:
+                    await provider.load()
+                except AssetMetadataError as exc:
+                    errors.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                for provider in pending:
+                    tg.start_soon(load_one, provider)
+            self._invalidate()
+            for provider in pending:
+                for problem in provider.snapshot.problems:
+                    logger.warning("%s", problem)
+            if errors:
+                raise errors[0]
+            if self.strict:
+                problems = [p for provider in pending for p in provider.snapshot.problems]
+                if problems:
+                    listing = "\n".join(f"  {p}" for p in problems)
+                    raise AssetMetadataError(
+                        f"{len(problems)} problem(s) in the card stores:\n{listing}"
+                    )
+
+    async def _ready(self) -> CardIndex:
+        index = self._index
+        if index is None:
+            await self.load()
+            index = CardIndex([p.snapshot for p in self.providers_by_precedence()])
+            self._index = index
+        return index
+
+    # -- cards --------------------------------------------------------------------------------------
+
+    async def retrieve_card(self, name: str) -> AssetCard:
+        """The card ``name`` (``foo``, ``foo@`` or ``foo@env``), resolved and cached.
+
+        Raises :class:`AssetCardNotFoundError` (with close matches) when no store defines
+        it, :class:`AssetCardError` for a missing base or a base cycle.
+        """
+        card = self._resolved.get(name)
+        if card is not None and self._index is not None:
+            return card
+        index = await self._ready()
+        return self._resolve(index, name)
+
+    def _resolve(self, index: CardIndex, name: str) -> AssetCard:
+        try:
+            plain, envs = requested_envs(name, self.active_envs)
+        except InvalidNameError as exc:
+            raise AssetCardNotFoundError(f"invalid card name: {exc}", name=name) from None
+        card = resolve_card(index, plain, envs, self._by_envs)
+        if self._index is index:
+            self._resolved[name] = card
+        return card
+
+    async def maybe_retrieve_card(self, name: str) -> AssetCard | None:
+        """Like :meth:`retrieve_card`, but None when no store defines ``name``."""
+        try:
+            return await self.retrieve_card(name)
+        except AssetCardNotFoundError as exc:
+            if exc.name != name.partition("@")[0] and exc.name != name:
+                raise
+            return None
+
+    async def find_cards(self, field: str, value: Any) -> AsyncIterator[AssetCard]:
+        """Cards whose field ``field`` (through the base chain) equals ``value``.
+
+        Cards that fail to resolve (a missing base) are skipped with a warning.
+        """
+        index = await self._ready()
+        for name in sorted({n.partition("@")[0] for n in index.names if n.endswith("@")}):
+            try:
+                card = self._resolve(index, name)
+            except AssetCardError as exc:
+                logger.warning("skipping card '%s': %s", name, exc)
+                continue
+            field_ = card.field(field)
+            if field_.exists() and field_.value == value:
+                yield card
+
+    async def asset_names(self) -> frozenset[str]:
+        """Canonical names (``foo@``, ``foo@env``) of every card in every store."""
+        return (await self._ready()).names
+
+    async def check(self) -> list[Problem]:
+        """Every problem in the stores: parse errors, invalid documents, duplicates,
+        shadowed names, missing bases and base cycles, each with source, file and line."""
+        index = await self._ready()
+        problems: list[Problem] = []
+        for provider in self.providers_by_precedence():
+            problems.extend(provider.snapshot.problems)
+        problems.extend(_shadowing_problems(index))
+        problems.extend(_base_problems(index))
+        return problems
+
+    # -- prefetch -------------------------------------------------------------------------------
+
+    @property
+    def cache(self) -> Any:
+        """The :class:`CheckpointCache` used by :meth:`prefetch` (created on first use)."""
+        if self._cache is None:
+            from asyncassets.cache import CheckpointCache
+
+            self._cache = CheckpointCache()
+        return self._cache
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close providers' sessions (remote filesystems) and the cache's."""
+        for provider in self.providers_by_precedence():
+            await provider.aclose()
+        close = getattr(self._cache, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> AssetStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        sources = [p.source for p in self.providers_by_precedence()]
+        return f"AssetStore({sources!r})"
+
+
+def _where(entry: CardEntry, field: str | None = None) -> str:
+    line = entry.field_line(field) if field else entry.line
+    return f"{display_path(entry.file)}:{line}"
+
+
+def _shadowing_problems(index: CardIndex) -> list[Problem]:
+    problems = []
+    for name in sorted(index.names):
+        definitions = index.definitions(name)
+        for loser in definitions[1:]:
+            problems.append(
+                Problem(
+                    "shadowed",
+                    f"card '{name}' is shadowed by {_where(definitions[0])} "
+                    f"({definitions[0].source}), which takes precedence",
+                    loser.source,
+                    loser.file,
+                    loser.line,
+                    card=name,
+                )
+            )
+    return problems
+
+
+def _base_problems(index: CardIndex) -> list[Problem]:
+    problems = []
+    edges: dict[str, set[str]] = {}
+    entry_of: dict[tuple[str, str], CardEntry] = {}
+    for entry in sorted(index.entries(), key=lambda e: (e.file, e.line)):
+        base = entry.metadata.get("base")
+        if not isinstance(base, str):
+            continue
+        plain = entry.name.partition("@")[0]
+        if index.get(f"{base}@") is None:
+            problems.append(
+                Problem(
+                    "missing-base",
+                    f"card '{entry.name.rstrip('@')}' names base '{base}', which no card defines",
+                    entry.source,
+                    entry.file,
+                    entry.field_line("base"),
+                    card=entry.name,
+                    field="base",
+                )
+            )
+            continue
+        edges.setdefault(plain, set()).add(base)
+        entry_of.setdefault((plain, base), entry)
+    seen_cycles: set[frozenset[str]] = set()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                key = frozenset(cycle)
+                if key not in seen_cycles:
+                    seen_cycles.add(key)
+                    entry = entry_of[(node, nxt)]
+                    problems.append(
+                        Problem(
+                            "cycle",
+                            f"base cycle: {' -> '.join(cycle)}",
+                            entry.source,
+                            entry.file,
+                            entry.field_line("base"),
+                            card=entry.name,
+                            field="base",
+                        )
+                    )
+            elif nxt not in state:
+                visit(nxt, path)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [])
+    return problems
