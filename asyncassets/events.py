@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from asyncassets.problems import Problem
 
@@ -20,7 +20,7 @@ class ChangeEvent:
     removed: frozenset[str] = frozenset()
     problems: tuple[Problem, ...] = ()
     source: str = ""
-    time: datetime = field(default_factory=lambda: datetime.now(timezone.utc), compare=False)
+    time: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
 
     def __bool__(self) -> bool:
         return bool(self.added or self.modified or self.removed or self.problems)

@@ -101,7 +101,7 @@ class Snapshot:
     def empty(cls, source: str) -> Snapshot:
         return cls(source, {}, {})
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- reading
 
     def get(self, name: str) -> CardEntry | None:
         """The winning entry for canonical ``name``, or None."""
@@ -161,7 +161,7 @@ class Snapshot:
                 )
         return found
 
-    # -- refreshing ------------------------------------------------------------------------
+    # -- refreshing
 
     def with_files(self, changed: Mapping[str, FileRecord | None]) -> tuple[Snapshot, SnapshotDiff]:
         """A new snapshot with ``changed`` files replaced (None: the file is gone).

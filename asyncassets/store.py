@@ -14,8 +14,8 @@ from typing import Any, SupportsIndex
 import anyio
 
 from asyncassets.card import AssetCard
-from asyncassets.errors import AssetCardError, AssetCardNotFoundError, AssetMetadataError
 from asyncassets.envs import EnvResolver, default_env_resolvers, detect_env
+from asyncassets.errors import AssetCardError, AssetCardNotFoundError, AssetMetadataError
 from asyncassets.names import InvalidNameError
 from asyncassets.problems import Problem, display_path
 from asyncassets.providers.base import AssetMetadataProvider
@@ -115,7 +115,7 @@ class AssetStore:
         self._lock: anyio.Lock | None = None
         self._listening: set[int] = set()
 
-    # -- providers and envs -------------------------------------------------------------------
+    # -- providers and envs
 
     def providers_by_precedence(self) -> list[AssetMetadataProvider]:
         """Every provider, highest precedence first."""
@@ -137,7 +137,7 @@ class AssetStore:
     def _on_swap(self, provider: Any, snapshot: Snapshot, diff: SnapshotDiff) -> None:
         self._invalidate()
 
-    # -- loading ----------------------------------------------------------------------------------
+    # -- loading
 
     async def load(self) -> None:
         """Load every provider that is not loaded yet, concurrently.
@@ -190,7 +190,7 @@ class AssetStore:
             self._index = index
         return index
 
-    # -- cards --------------------------------------------------------------------------------------
+    # -- cards
 
     async def retrieve_card(self, name: str) -> AssetCard:
         """The card ``name`` (``foo``, ``foo@`` or ``foo@env``), resolved and cached.
@@ -254,7 +254,7 @@ class AssetStore:
         problems.extend(_base_problems(index))
         return problems
 
-    # -- prefetch -------------------------------------------------------------------------------
+    # -- prefetch
 
     @property
     def cache(self) -> Any:
@@ -265,7 +265,7 @@ class AssetStore:
             self._cache = CheckpointCache()
         return self._cache
 
-    # -- lifetime -------------------------------------------------------------------------------
+    # -- lifetime
 
     async def aclose(self) -> None:
         """Close providers' sessions (remote filesystems) and the cache's."""

@@ -190,7 +190,8 @@ class SnapshotProvider(ABC):
         return changed
 
     async def aclose(self) -> None:
-        """Nothing to release by default."""
+        """Release sessions; nothing to release by default."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._source!r})"

@@ -11,7 +11,6 @@ from typing import Any
 import anyio
 
 from asyncassets.errors import AssetSourceNotFoundError
-
 from asyncassets.providers.base import SnapshotProvider
 from asyncassets.providers.local import file_url, list_local_cards, read_local_cards
 from asyncassets.snapshot import FileRecord

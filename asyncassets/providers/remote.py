@@ -1,26 +1,46 @@
-"""Listing and reading card files through fsspec (S3, GCS, memory, any URL)."""
+"""Listing and reading card files through fsspec (S3, GCS, memory, any URL).
+
+One listing of the prefix, then every card object fetched with bounded concurrency
+(``max_concurrency``, default 64) and parsed off the event loop in batches. No per-object
+``info``/``exists`` round trip: versions (ETag / generation / mtime) come from the listing.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import anyio
 import fsspec
-from fsspec.asyn import AsyncFileSystem
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from asyncassets.errors import AssetMetadataError, AssetSourceNotFoundError
 from asyncassets.parsing import is_card_file, parse_batch
 from asyncassets.problems import Problem
+from asyncassets.providers.filesystems import (
+    acquire_filesystem,
+    default_storage_options,
+    release_filesystem,
+)
 from asyncassets.snapshot import FileRecord
 
-__all__ = ["RemoteCardFolder"]
+__all__ = ["RemoteCardFolder", "object_version"]
 
 logger = logging.getLogger("asyncassets.providers.remote")
 
+T = TypeVar("T")
+
 #: Files parsed per worker-thread hop.
 PARSE_BATCH = 32
+#: Attempts for one listing or one read when the error looks transient.
+ATTEMPTS = 4
 
 
 def object_version(info: Mapping[str, Any]) -> str | None:
@@ -35,6 +55,26 @@ def object_version(info: Mapping[str, Any]) -> str | None:
     return None
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Worth another try: network failures and server errors, not a missing or denied
+    object, nor a bad request."""
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return False
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    name = type(exc).__name__
+    return isinstance(exc, OSError) or any(
+        word in name for word in ("Connection", "Timeout", "ServerDisconnected", "Endpoint")
+    )
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line cause without credentials (messages from botocore and gcsfs never
+    carry secrets; we never add the storage options)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class RemoteCardFolder:
     """A folder of cards behind an fsspec URL."""
 
@@ -43,45 +83,69 @@ class RemoteCardFolder:
         self.protocol = protocol
         self.fs_class = fsspec.get_filesystem_class(protocol)
         self.root = self.fs_class._strip_protocol(url).rstrip("/")
-        self.url = f"{protocol}://{self.root}"
-        self.storage_options = dict(storage_options)
+        self.url = self.object_url(self.root)
+        self.storage_options = default_storage_options(protocol, storage_options, max_concurrency)
         self.max_concurrency = max_concurrency
         self._fs: Any = None
+        self._cat_kwargs: dict[str, Any] = {}
 
     def object_url(self, path: str) -> str:
-        return f"{self.protocol}://{path.lstrip('/') if self.protocol != 'memory' else path}"
+        if path.startswith("/"):
+            return f"{self.protocol}://{path}"
+        return f"{self.protocol}://{path}"
 
     async def filesystem(self) -> Any:
         if self._fs is None:
-            if issubclass(self.fs_class, AsyncFileSystem):
-                fs = self.fs_class(
-                    asynchronous=True, skip_instance_cache=True, **self.storage_options
-                )
-                if hasattr(fs, "set_session"):
-                    await fs.set_session()
-            else:
-                fs = self.fs_class(**self.storage_options)
+            fs = await acquire_filesystem(self.protocol, self.storage_options)
+            if fs.async_impl:
+                # s3fs sends a HEAD before every GET when it may split the read; card
+                # files are small, so ask for one plain GET.
+                params = inspect.signature(fs._cat_file).parameters
+                if "max_concurrency" in params:
+                    self._cat_kwargs = {"max_concurrency": 1}
             self._fs = fs
         return self._fs
 
-    async def list(self) -> dict[str, str | None]:
+    async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(ATTEMPTS),
+            wait=wait_exponential_jitter(initial=0.1, max=2.0),
+            retry=retry_if_exception(is_transient),
+            reraise=True,
+        ):
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def list_objects(self) -> dict[str, str | None]:
+        """``{object path: version}`` of every card file under the root."""
         fs = await self.filesystem()
-        try:
+
+        async def find() -> dict[str, Any]:
             if fs.async_impl:
-                found = await fs._find(self.root, detail=True)
-            else:
-                found = await anyio.to_thread.run_sync(lambda: fs.find(self.root, detail=True))
+                return dict(await fs._find(self.root, detail=True))
+            return dict(await anyio.to_thread.run_sync(lambda: fs.find(self.root, detail=True)))
+
+        try:
+            found = await self._retry(f"list {self.url}", find)
         except FileNotFoundError:
             raise AssetSourceNotFoundError(
-                f"card folder {self.url} does not exist", source=self.url
+                f"card folder {self.url} does not exist (no such bucket or prefix)",
+                source=self.url,
             ) from None
-        except OSError as exc:
+        except PermissionError as exc:
             raise AssetMetadataError(
-                f"cannot list card folder {self.url}: {exc}", source=self.url
+                f"access denied listing card folder {self.url}: {describe(exc)}",
+                source=self.url,
+            ) from None
+        except Exception as exc:
+            raise AssetMetadataError(
+                f"cannot list card folder {self.url}: {describe(exc)}", source=self.url
             ) from exc
         if not found and not await self._exists():
             raise AssetSourceNotFoundError(
-                f"card folder {self.url} does not exist", source=self.url
+                f"card folder {self.url} does not exist (no such bucket or prefix)",
+                source=self.url,
             )
         return {
             path: object_version(info)
@@ -91,32 +155,43 @@ class RemoteCardFolder:
 
     async def _exists(self) -> bool:
         fs = await self.filesystem()
-        if fs.async_impl:
-            return bool(await fs._exists(self.root))
-        return bool(await anyio.to_thread.run_sync(fs.exists, self.root))
+        try:
+            if fs.async_impl:
+                return bool(await fs._exists(self.root))
+            return bool(await anyio.to_thread.run_sync(fs.exists, self.root))
+        except Exception:
+            return False
 
     async def read_all(self, source: str) -> list[FileRecord]:
-        listing = await self.list()
+        listing = await self.list_objects()
         return await self.read(list(listing.items()), source)
 
     async def read(self, items: list[tuple[str, str | None]], source: str) -> list[FileRecord]:
+        """Fetch ``items`` (``(path, version)``) concurrently and parse them. An object that
+        cannot be read becomes a problem; one that vanished since the listing is skipped."""
         fs = await self.filesystem()
         limiter = anyio.Semaphore(self.max_concurrency)
         fetched: list[tuple[str, bytes, str | None]] = []
         records: list[FileRecord] = []
 
+        async def cat(path: str) -> bytes:
+            if fs.async_impl:
+                data: bytes = await fs._cat_file(path, **self._cat_kwargs)
+                return data
+            return bytes(await anyio.to_thread.run_sync(fs.cat_file, path))
+
         async def fetch(path: str, version: str | None) -> None:
             url = self.object_url(path)
             async with limiter:
                 try:
-                    if fs.async_impl:
-                        data = await fs._cat_file(path)
-                    else:
-                        data = await anyio.to_thread.run_sync(fs.cat_file, path)
+                    data = await self._retry(f"read {url}", lambda: cat(path))
                 except FileNotFoundError:
                     return
-                except OSError as exc:
-                    problem = Problem("read", f"cannot read card file: {exc}", source, url)
+                except Exception as exc:
+                    logger.warning("cannot read %s: %s", url, describe(exc))
+                    problem = Problem(
+                        "read", f"cannot read card file: {describe(exc)}", source, url
+                    )
                     records.append(FileRecord(url, (), (problem,), version))
                     return
             fetched.append((url, data, version))
@@ -126,13 +201,12 @@ class RemoteCardFolder:
                 tg.start_soon(fetch, path, version)
         for start in range(0, len(fetched), PARSE_BATCH):
             batch = fetched[start : start + PARSE_BATCH]
-            records.extend(
-                await anyio.to_thread.run_sync(lambda b=batch: parse_batch(b, source=source))
-            )
+            records.extend(await anyio.to_thread.run_sync(_parse, batch, source))
         return records
 
     async def read_paths(self, paths: list[str], source: str) -> dict[str, FileRecord | None]:
-        listing = await self.list()
+        """Re-read ``paths`` (URLs or object paths); None for those no longer listed."""
+        listing = await self.list_objects()
         wanted = {self.fs_class._strip_protocol(p) for p in paths}
         items = [(p, v) for p, v in listing.items() if p in wanted]
         changed: dict[str, FileRecord | None] = {
@@ -144,11 +218,9 @@ class RemoteCardFolder:
 
     async def aclose(self) -> None:
         fs, self._fs = self._fs, None
-        if fs is None:
-            return
-        session = getattr(fs, "_session", None) or getattr(fs, "session", None)
-        close = getattr(session, "close", None)
-        if close is not None:
-            result = close()
-            if hasattr(result, "__await__"):
-                await result
+        if fs is not None:
+            await release_filesystem(self.protocol, self.storage_options, fs)
+
+
+def _parse(batch: list[tuple[str, bytes, str | None]], source: str) -> list[FileRecord]:
+    return parse_batch(batch, source=source)

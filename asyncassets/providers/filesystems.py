@@ -1,0 +1,117 @@
+"""fsspec filesystem instances for card providers: one per (event loop, protocol,
+storage options), shared by the providers that use it and closed by the last one.
+
+Async filesystems (s3fs, gcsfs, HTTP) are created with ``asynchronous=True`` inside the
+running loop, their sessions opened once and closed explicitly, so that no "Unclosed
+client session" warning is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import fsspec
+from fsspec.asyn import AsyncFileSystem
+
+__all__ = ["acquire_filesystem", "default_storage_options", "release_filesystem"]
+
+_Key = tuple[int, str, str]
+_pool: dict[_Key, tuple[Any, int]] = {}
+
+
+def default_storage_options(
+    protocol: str, options: Mapping[str, Any], max_concurrency: int
+) -> dict[str, Any]:
+    """``options`` plus what the usual environment says and what concurrency needs.
+
+    S3: ``$AWS_ENDPOINT_URL`` as the endpoint, and a connection pool as large as the
+    concurrency (aiobotocore's default pool holds 10). GCS: ``$STORAGE_EMULATOR_HOST``
+    as the endpoint (with anonymous access).
+    """
+    merged = dict(options)
+    if protocol in ("s3", "s3a"):
+        client_kwargs = dict(merged.get("client_kwargs") or {})
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint and "endpoint_url" not in client_kwargs and "endpoint_url" not in merged:
+            client_kwargs["endpoint_url"] = endpoint
+        if client_kwargs:
+            merged["client_kwargs"] = client_kwargs
+        config_kwargs = dict(merged.get("config_kwargs") or {})
+        config_kwargs.setdefault("max_pool_connections", max(max_concurrency, 10))
+        merged["config_kwargs"] = config_kwargs
+    elif protocol in ("gs", "gcs"):
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        if emulator and "endpoint_url" not in merged:
+            if "://" not in emulator:
+                emulator = f"http://{emulator}"
+            merged["endpoint_url"] = emulator
+            merged.setdefault("token", "anon")
+    return merged
+
+
+def _key(protocol: str, options: Mapping[str, Any]) -> _Key:
+    try:
+        loop = id(asyncio.get_running_loop())
+    except RuntimeError:
+        loop = 0
+    return (loop, protocol, json.dumps(options, sort_keys=True, default=repr))
+
+
+async def acquire_filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
+    """The shared filesystem for (running loop, protocol, options); open its session."""
+    key = _key(protocol, options)
+    if key in _pool:
+        fs, users = _pool[key]
+        _pool[key] = (fs, users + 1)
+        return fs
+    cls = fsspec.get_filesystem_class(protocol)
+    if issubclass(cls, AsyncFileSystem):
+        fs = cls(asynchronous=True, skip_instance_cache=True, **options)
+        for opener in ("set_session", "_set_session"):
+            if hasattr(fs, opener):
+                await getattr(fs, opener)()
+                break
+    else:
+        fs = cls(skip_instance_cache=True, **options)
+    if key in _pool:  # another task won the race while the session opened
+        await _close(fs)
+        fs, users = _pool[key]
+        _pool[key] = (fs, users + 1)
+        return fs
+    _pool[key] = (fs, 1)
+    return fs
+
+
+async def release_filesystem(protocol: str, options: Mapping[str, Any], fs: Any) -> None:
+    """Drop one use of ``fs``; the last use closes its sessions."""
+    key = _key(protocol, options)
+    entry = _pool.get(key)
+    if entry is None or entry[0] is not fs:
+        await _close(fs)
+        return
+    users = entry[1] - 1
+    if users > 0:
+        _pool[key] = (fs, users)
+        return
+    del _pool[key]
+    await _close(fs)
+
+
+async def _close(fs: Any) -> None:
+    creator = getattr(fs, "_s3creator", None)  # s3fs: the aiobotocore client context
+    if creator is not None and hasattr(creator, "__aexit__"):
+        await creator.__aexit__(None, None, None)
+        fs._s3 = None
+        fs._s3creator = None
+        return
+    if creator is not None and hasattr(creator, "clear"):
+        await creator.clear()
+        fs._s3 = None
+        return
+    session = getattr(fs, "_session", None)
+    if session is not None and hasattr(session, "close") and not getattr(session, "closed", True):
+        await session.close()
