@@ -1,0 +1,170 @@
+"""Shared fixtures: card folders written by the tests, the fairseq2 corpus, and the backends
+(local folder, fsspec memory, later S3 and GCS) that every store-level test runs against.
+
+A test that takes ``make_provider`` runs once per backend in ``BACKENDS``:
+
+    async def test_x(make_provider):
+        provider = make_provider({"models.yaml": "name: tiny\\n"})
+        store = AssetStore([provider])
+
+To add a backend, append its name to ``BACKENDS`` and define a fixture ``upload_<name>``
+that returns a function ``(files) -> CardRoot`` (see ``upload_memory``).
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+
+from asyncassets.providers.file import FileAssetMetadataProvider
+
+#: Every backend the store tests run against: the one place to add one.
+BACKENDS = ["local", "memory"]
+
+#: ``{relative path: YAML text or bytes}``; text is dedented before it is written.
+CardFiles = Mapping[str, str | bytes]
+
+
+@dataclass(frozen=True)
+class CardRoot:
+    """Where a backend put the card files: a URL or path, and fsspec options to read it."""
+
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_bytes(content: str | bytes) -> bytes:
+    return content if isinstance(content, bytes) else textwrap.dedent(content).encode()
+
+
+# -- card folders ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def card_dir(tmp_path: Path) -> Path:
+    """An empty local folder for card files."""
+    path = tmp_path / "cards"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def write_cards(card_dir: Path) -> Callable[..., Path]:
+    """``write_cards({"a.yaml": "name: a"}, root=None) -> root``: writes (dedented) files
+    under ``root`` (default: ``card_dir``), creating sub-folders."""
+
+    def write(files: CardFiles, root: Path | None = None) -> Path:
+        root = root or card_dir
+        for relative, content in files.items():
+            target = root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(_as_bytes(content))
+        return root
+
+    return write
+
+
+# -- backends --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def upload_local(tmp_path: Path) -> Callable[[CardFiles], CardRoot]:
+    """Writes the files into a fresh local folder."""
+    counter = iter(range(1_000_000))
+
+    def upload(files: CardFiles) -> CardRoot:
+        root = tmp_path / f"local-store-{next(counter)}"
+        root.mkdir()
+        for relative, content in files.items():
+            target = root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(_as_bytes(content))
+        return CardRoot(str(root))
+
+    return upload
+
+
+@pytest.fixture
+def upload_memory() -> Iterator[Callable[[CardFiles], CardRoot]]:
+    """Puts the files into fsspec's ``memory://`` filesystem under a unique prefix."""
+    fs = fsspec.filesystem("memory")
+    prefixes: list[str] = []
+
+    def upload(files: CardFiles) -> CardRoot:
+        prefix = f"/asyncassets-test-{uuid.uuid4().hex}"
+        prefixes.append(prefix)
+        fs.mkdir(prefix)
+        fs.pipe({f"{prefix}/{relative}": _as_bytes(c) for relative, c in files.items()})
+        return CardRoot(f"memory://{prefix}")
+
+    yield upload
+    for prefix in prefixes:
+        if fs.exists(prefix):
+            fs.rm(prefix, recursive=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of the backend this test runs against."""
+    return str(request.param)
+
+
+@pytest.fixture
+def upload(backend: str, request: pytest.FixtureRequest) -> Callable[[CardFiles], CardRoot]:
+    """``upload(files) -> CardRoot`` for the current backend."""
+    uploader: Callable[[CardFiles], CardRoot] = request.getfixturevalue(f"upload_{backend}")
+    return uploader
+
+
+@pytest.fixture
+def make_provider(
+    upload: Callable[[CardFiles], CardRoot],
+) -> Callable[[CardFiles], FileAssetMetadataProvider]:
+    """``make_provider(files) -> FileAssetMetadataProvider`` on the current backend.
+
+    Every call makes a new, separate card folder.
+    """
+
+    def make(files: CardFiles) -> FileAssetMetadataProvider:
+        root = upload(files)
+        return FileAssetMetadataProvider(root.url, storage_options=root.storage_options)
+
+    return make
+
+
+# -- the fairseq2 corpus ---------------------------------------------------------------------
+
+
+def _corpus_candidates() -> list[Path]:
+    here = Path(__file__).resolve()
+    candidates = []
+    if env := os.environ.get("ASYNCASSETS_CORPUS_DIR"):
+        candidates.append(Path(env))
+    candidates.append(here.parents[2] / "shared" / "corpus")  # <repo>/../shared/corpus
+    candidates.append(Path.cwd().parent / "shared" / "corpus")  # run from a repo worktree
+    return list(dict.fromkeys(candidates))
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The card corpus (``$ASYNCASSETS_CORPUS_DIR`` or ``../shared/corpus``), read in place.
+
+    The cards are fairseq2's, not ours, so they are never copied into the repository; tests
+    that need them skip when the folder is absent (CI always has it).
+    """
+    for candidate in _corpus_candidates():
+        if (candidate / "fairseq2-cards").is_dir():
+            return candidate
+    tried = ", ".join(str(c) for c in _corpus_candidates())
+    pytest.skip(
+        f"fairseq2 card corpus not found (tried {tried}); set ASYNCASSETS_CORPUS_DIR to the "
+        "folder holding fairseq2-cards/ to run these tests"
+    )
