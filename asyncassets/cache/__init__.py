@@ -1,0 +1,13 @@
+"""The checkpoint cache: the only part of asyncassets that downloads.
+
+``CheckpointCache.fetch(uri)`` brings a file or folder from any fsspec URL into a local cache
+folder, atomically, once per host, with parallel ranged reads, resumption and verification.
+"""
+
+from __future__ import annotations
+
+from .cache import CheckpointCache
+from .layout import CacheEntry, default_cache_root
+from .retry import RetryPolicy
+
+__all__ = ["CacheEntry", "CheckpointCache", "RetryPolicy", "default_cache_root"]

@@ -1,0 +1,584 @@
+"""``CheckpointCache``: fetch a checkpoint (file or folder) once into a local cache.
+
+The flow of ``fetch``: local paths are returned as they are; otherwise one metadata request
+tells the remote version; a complete entry of that version is returned at once; else the
+entry's lock is taken (in-process and inter-process), an interrupted download of that version
+is resumed or a new one started in a partial folder, the result is size- and hash-checked,
+optionally unpacked, and published with a rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import posixpath
+import shutil
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import anyio.to_thread
+
+from asyncassets.errors import AssetDownloadError, AssetError, ChecksumMismatchError
+
+from .archive import ArchiveError, archive_kind, extract_archive, extracted_name
+from .layout import (
+    STATE_FILE,
+    CacheEntry,
+    CacheLayout,
+    EntryRecord,
+    RemoteFile,
+    RemoteIdentity,
+    default_cache_root,
+    entry_name,
+    read_json,
+    write_json_atomic,
+)
+from .locking import EntryLocks, SingleFlight
+from .progress import open_progress, progress_enabled
+from .ranged import TransferSettings, download_file, first_error
+from .retry import (
+    PermanentError,
+    RemoteChangedError,
+    RetryPolicy,
+    call_with_retries,
+    is_transient,
+)
+from .sources import RemoteListing, Source, local_path_of, open_source
+
+__all__ = ["CheckpointCache"]
+
+logger = logging.getLogger("asyncassets.cache")
+
+_RESTARTS_ON_CHANGE = 2
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def redact(uri: str) -> str:
+    """``uri`` without user info or query string, for messages and logs."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = "…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _normalize_sha256(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text.startswith("sha256:"):
+        text = text[len("sha256:") :]
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(f"not a sha256 hex digest: {value!r}")
+    return text
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _safe_relpath(uri: str, relpath: str) -> str:
+    clean = posixpath.normpath(relpath)
+    if clean.startswith(("/", "../")) or clean in ("..", "."):
+        raise AssetDownloadError(
+            f"refusing to fetch {redact(uri)}: the listing has an unsafe name {relpath!r}",
+            uri=uri,
+        )
+    return clean
+
+
+class CheckpointCache:
+    """A local cache of remote checkpoints: atomic, shared between processes, resumable.
+
+    ``root`` defaults to ``$ASYNCASSETS_CACHE_DIR``, else ``$XDG_CACHE_HOME/asyncassets``,
+    else ``~/.cache/asyncassets``. ``max_bytes`` evicts least recently used entries after each
+    fetch. ``part_size`` (default: 16 MiB over HTTP, 8 MiB through fsspec), ``concurrency``
+    (requests in flight per fetch) and ``retry`` tune transfers.
+
+    Example::
+
+        async with CheckpointCache() as cache:
+            path = await cache.fetch("s3://models/llama/consolidated.pth", sha256="ab12...")
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        max_bytes: int | None = None,
+        part_size: int | None = None,
+        concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_root()
+        self.max_bytes = max_bytes
+        self.settings = TransferSettings(
+            part_size=part_size, concurrency=max(1, concurrency), retry=retry or RetryPolicy()
+        )
+        self._layout = CacheLayout(self.root)
+        self._locks = EntryLocks(self._layout.lock_path)
+        self._flights = SingleFlight()
+
+    def __repr__(self) -> str:
+        return f"CheckpointCache(root={str(self.root)!r}, max_bytes={self.max_bytes!r})"
+
+    async def __aenter__(self) -> CheckpointCache:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release resources. Sessions live for one fetch, so there is nothing left to close;
+        kept so that callers can treat the cache like any other async resource."""
+
+    # -- fetch ------------------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        uri: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
+        force: bool = False,
+        local_only: bool = False,
+        progress: bool = True,
+        storage_options: dict[str, Any] | None = None,
+        extract: bool = False,
+    ) -> Path:
+        """Return a local path holding the bytes of ``uri`` (a file or a folder).
+
+        - A plain path or ``file://`` URL is returned as it is (it must exist).
+        - A cached entry is revalidated with one metadata request and returned when the
+          remote version (ETag / generation / size) is unchanged; ``force=True`` downloads
+          again; ``local_only=True`` or ``$ASYNCASSETS_OFFLINE=1`` never touches the network
+          (a missing entry is then an error).
+        - ``sha256`` (hex, ``sha256:`` prefix allowed) is checked; a mismatch raises
+          ``ChecksumMismatchError`` and keeps nothing.
+        - ``extract=True`` unpacks a ``.tar``/``.tar.gz``/``.zip`` and returns its folder.
+        - ``storage_options`` go to fsspec (``s3://``, ``gs://``...) or, for ``http(s)://``,
+          may hold ``headers`` and ``client_kwargs`` for aiohttp.
+
+        Raises ``AssetDownloadError`` naming the URI when the object cannot be fetched.
+        """
+        uri = os.fspath(uri)
+        try:
+            expected = _normalize_sha256(sha256)
+        except ValueError as exc:
+            raise AssetDownloadError(f"{exc} (for {redact(uri)})", uri=uri) from None
+        local = local_path_of(uri)
+        if local is not None:
+            if not local.exists():
+                raise AssetDownloadError(f"{uri} does not exist", uri=uri)
+            if not extract:
+                return local
+        offline = local_only or _env_flag("ASYNCASSETS_OFFLINE")
+        key = self._layout.key(uri, extract=extract)
+
+        async def run() -> Path:
+            return await self._fetch(
+                uri,
+                key,
+                expected=expected,
+                force=force,
+                offline=offline,
+                progress=progress,
+                storage_options=storage_options,
+                extract=extract,
+                local=local,
+            )
+
+        path = await self._flights.run((key, expected, force, offline, extract), run)
+        if self.max_bytes is not None:
+            await self.prune(self.max_bytes, keep=key)
+        return path
+
+    async def _fetch(
+        self,
+        uri: str,
+        key: str,
+        *,
+        expected: str | None,
+        force: bool,
+        offline: bool,
+        progress: bool,
+        storage_options: dict[str, Any] | None,
+        extract: bool,
+        local: Path | None,
+    ) -> Path:
+        if offline:
+            return await self._fetch_offline(uri, key, expected)
+        try:
+            source = open_source(uri, storage_options) if local is None else None
+        except PermanentError as exc:
+            raise AssetDownloadError(str(exc).replace(uri, redact(uri)), uri=uri) from None
+        try:
+            for restart in range(_RESTARTS_ON_CHANGE + 1):
+                try:
+                    return await self._fetch_online(
+                        uri, key, source, local, expected, force, progress, extract
+                    )
+                except RemoteChangedError as exc:
+                    if restart == _RESTARTS_ON_CHANGE:
+                        raise self._download_error(uri, exc) from None
+                    logger.warning("%s changed during the download; starting again", redact(uri))
+                except AssetError:
+                    raise
+                except (OSError, ArchiveError, PermanentError) as exc:
+                    raise self._download_error(uri, exc) from exc
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise self._download_error(uri, exc) from exc
+                    raise
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            if source is not None:
+                with anyio.CancelScope(shield=True):
+                    await source.aclose()
+
+    def _download_error(self, uri: str, exc: BaseException) -> AssetDownloadError:
+        text = str(exc).replace(uri, redact(uri)) or type(exc).__name__
+        if isinstance(exc, ArchiveError):
+            return AssetDownloadError(f"unsafe or broken archive {redact(uri)}: {text}", uri=uri)
+        if isinstance(exc, PermanentError):
+            return AssetDownloadError(f"cannot fetch {redact(uri)}: {text}", uri=uri)
+        return AssetDownloadError(
+            f"cannot fetch {redact(uri)} ({type(exc).__name__}: {text}); "
+            f"gave up after {self.settings.retry.attempts} attempts",
+            uri=uri,
+        )
+
+    async def _fetch_offline(self, uri: str, key: str, expected: str | None) -> Path:
+        record = self._layout.read_entry(key)
+        path = self._layout.data_path(key, record) if record is not None else None
+        if record is None or path is None or not path.exists():
+            raise AssetDownloadError(
+                f"{redact(uri)} is not in the cache at {self.root} and offline mode is on "
+                "(local_only=True or ASYNCASSETS_OFFLINE=1); fetch it once while online",
+                uri=uri,
+            )
+        await self._check_recorded_sha256(uri, key, record, path, expected)
+        self._layout.touch(key)
+        return path
+
+    async def _check_recorded_sha256(
+        self, uri: str, key: str, record: EntryRecord, path: Path, expected: str | None
+    ) -> None:
+        if expected is None or record.sha256 == expected:
+            return
+        if record.sha256 is None and record.kind == "file" and not record.extracted:
+            actual = await anyio.to_thread.run_sync(_sha256_of, path)
+            if actual == expected:
+                record.sha256 = actual
+                write_json_atomic(self._layout.entry_dir(key) / "entry.json", record.to_json())
+                return
+        else:
+            actual = record.sha256 or "unknown"
+        raise ChecksumMismatchError(
+            f"cached {redact(uri)} has sha256 {actual}, expected {expected}",
+            uri=uri,
+            expected=expected,
+            actual=actual,
+        )
+
+    async def _describe(self, source: Source, kind_hint: str | None) -> RemoteListing:
+        return await call_with_retries(self.settings.retry, lambda: source.describe(kind_hint))
+
+    async def _hit(
+        self, uri: str, key: str, listing: RemoteListing, expected: str | None
+    ) -> Path | None:
+        record = self._layout.read_entry(key)
+        if record is None or not record.identity.same_version(listing.identity):
+            return None
+        path = self._layout.data_path(key, record)
+        if not path.exists():
+            return None
+        await self._check_recorded_sha256(uri, key, record, path, expected)
+        self._layout.touch(key)
+        return path
+
+    async def _fetch_online(
+        self,
+        uri: str,
+        key: str,
+        source: Source | None,
+        local: Path | None,
+        expected: str | None,
+        force: bool,
+        progress: bool,
+        extract: bool,
+    ) -> Path:
+        if source is None:
+            assert local is not None
+            stat = await anyio.to_thread.run_sync(local.stat)
+            identity = RemoteIdentity(size=stat.st_size, mtime=str(stat.st_mtime_ns))
+            file = RemoteFile(path=str(local), relpath=local.name, identity=identity)
+            listing = RemoteListing("file", identity, [file])
+        else:
+            known = self._layout.read_entry(key)
+            listing = await self._describe(source, known.kind if known and not force else None)
+        if not force and (path := await self._hit(uri, key, listing, expected)) is not None:
+            logger.debug("cache hit for %s", redact(uri))
+            return path
+        self._layout.ensure(key)
+        async with self._locks.hold(key):
+            # Another process may have published this version while we waited for the lock.
+            if not force and (path := await self._hit(uri, key, listing, expected)) is not None:
+                return path
+            return await self._download(
+                uri, key, source, local, listing, expected, progress, extract
+            )
+
+    async def _download(
+        self,
+        uri: str,
+        key: str,
+        source: Source | None,
+        local: Path | None,
+        listing: RemoteListing,
+        expected: str | None,
+        progress: bool,
+        extract: bool,
+    ) -> Path:
+        if expected is not None and listing.kind != "file":
+            raise AssetDownloadError(
+                f"{redact(uri)} is a folder; a sha256 can only be checked for one file", uri=uri
+            )
+        if extract and (listing.kind != "file" or archive_kind(entry_name(uri)) is None):
+            raise AssetDownloadError(
+                f"extract=True needs a .tar, .tar.gz or .zip file; {redact(uri)} is not one",
+                uri=uri,
+            )
+        part_size = self.settings.part_size or (
+            source.default_part_size if source is not None else 8 * 2**20
+        )
+        state = {
+            "uri": uri,
+            "kind": listing.kind,
+            "identity": listing.identity.to_json(),
+            "part_size": part_size,
+            "extract": extract,
+            "created": time.time(),
+        }
+        partial = self._layout.adopt_partial(key, state) or self._layout.new_partial(key, state)
+        name = entry_name(uri)
+        try:
+            if source is not None:
+                description = name if len(name) <= 30 else name[:29] + "…"
+                with open_progress(
+                    description, listing.identity.size, enabled=progress_enabled(progress)
+                ) as bar:
+                    await self._download_files(uri, source, listing, partial, part_size, bar)
+                downloaded = partial / "data" / name
+            else:
+                assert local is not None
+                downloaded = local
+            sha = None
+            if listing.kind == "file":
+                actual_size = downloaded.stat().st_size
+                if listing.identity.size is not None and actual_size != listing.identity.size:
+                    raise RemoteChangedError(
+                        f"{uri}: got {actual_size} bytes, expected {listing.identity.size}"
+                    )
+                if expected is not None:
+                    sha = await anyio.to_thread.run_sync(_sha256_of, downloaded)
+                    if sha != expected:
+                        shutil.rmtree(partial, ignore_errors=True)
+                        raise ChecksumMismatchError(
+                            f"{redact(uri)} has sha256 {sha}, expected {expected}; "
+                            "nothing was kept",
+                            uri=uri,
+                            expected=expected,
+                            actual=sha,
+                        )
+            if extract:
+                name = extracted_name(name)
+                target = partial / "unpacked" / name
+                try:
+                    await anyio.to_thread.run_sync(extract_archive, downloaded, target)
+                except ArchiveError:
+                    shutil.rmtree(partial, ignore_errors=True)
+                    raise
+                shutil.rmtree(partial / "data")
+                os.replace(partial / "unpacked", partial / "data")
+            size = await anyio.to_thread.run_sync(_tree_size, partial / "data" / name)
+            record = EntryRecord(
+                uri=uri,
+                kind="dir" if extract else listing.kind,
+                name=name,
+                version_dir=f"v-{uuid.uuid4().hex[:12]}",
+                identity=listing.identity,
+                size=size,
+                sha256=sha,
+                extracted=extract,
+            )
+            self._layout.publish(key, partial, record)
+        except RemoteChangedError:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        logger.info("cached %s (%d bytes) at %s", redact(uri), record.size, self.root / key)
+        return self._layout.data_path(key, record)
+
+    async def _download_files(
+        self,
+        uri: str,
+        source: Source,
+        listing: RemoteListing,
+        partial: Path,
+        part_size: int,
+        bar: Any,
+    ) -> None:
+        name = entry_name(uri)
+        limiter = anyio.CapacityLimiter(self.settings.concurrency)
+        files_in_flight = anyio.CapacityLimiter(self.settings.concurrency)
+
+        async def one(file: RemoteFile) -> None:
+            if listing.kind == "file":
+                final = partial / "data" / name
+            else:
+                final = partial / "data" / name / _safe_relpath(uri, file.relpath)
+            if final.exists() and final.stat().st_size == file.identity.size:
+                bar.advance(file.identity.size or 0)  # finished before an interruption
+                return
+            token = hashlib.sha256(file.relpath.encode()).hexdigest()[:16]
+            part = partial / "files" / f"{token}.part"
+            async with files_in_flight:
+                await download_file(
+                    source,
+                    file,
+                    part,
+                    part_size=part_size,
+                    settings=self.settings,
+                    limiter=limiter,
+                    progress=bar,
+                )
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, final)
+            part.with_name(part.name + ".parts.json").unlink(missing_ok=True)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for file in listing.files:
+                    tg.start_soon(one, file)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+
+    # -- listing and eviction ---------------------------------------------------------------
+
+    def entries(self) -> list[CacheEntry]:
+        """Every entry under the root, complete or interrupted, most recently used first."""
+        found = []
+        for key in self._layout.entry_keys():
+            record = self._layout.read_entry(key)
+            if record is not None:
+                found.append(
+                    CacheEntry(
+                        key=key,
+                        uri=record.uri,
+                        size=record.size,
+                        last_used=self._layout.last_used(key),
+                        complete=True,
+                        path=self._layout.data_path(key, record),
+                    )
+                )
+                continue
+            for partial in self._layout.partials(key):
+                state = read_json(partial / STATE_FILE)
+                if state is None:
+                    continue
+                try:
+                    mtime = (partial / STATE_FILE).stat().st_mtime
+                except OSError:
+                    continue
+                found.append(
+                    CacheEntry(
+                        key=key,
+                        uri=str(state.get("uri", "")),
+                        size=self._layout.partial_bytes(key),
+                        last_used=mtime,
+                        complete=False,
+                        path=None,
+                    )
+                )
+                break
+        found.sort(key=lambda e: e.last_used, reverse=True)
+        return found
+
+    async def prune(
+        self, max_bytes: int | None = None, *, keep: str | None = None
+    ) -> list[CacheEntry]:
+        """Evict least recently used entries until the cache holds at most ``max_bytes``
+        (default: the cache's ``max_bytes``; ``0`` empties it). An entry in use — being
+        downloaded or revalidated by any process — is skipped. Returns the removed entries.
+        ``keep`` names an entry key never to evict (the one just fetched)."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        if limit is None:
+            raise ValueError("prune() needs max_bytes (or a cache made with max_bytes=...)")
+        entries = await anyio.to_thread.run_sync(self.entries)
+        total = sum(e.size for e in entries)
+        removed: list[CacheEntry] = []
+        for entry in sorted(entries, key=lambda e: e.last_used):
+            if total <= limit:
+                break
+            if entry.key == keep:
+                continue
+            with self._locks.try_hold(entry.key) as held:
+                if not held:
+                    logger.info("not evicting %s: in use", entry.uri)
+                    continue
+                await anyio.to_thread.run_sync(self._layout.remove, entry.key)
+            total -= entry.size
+            removed.append(entry)
+            logger.info("evicted %s (%d bytes)", redact(entry.uri), entry.size)
+        return removed
+
+    async def remove(self, uri: str | os.PathLike[str]) -> bool:
+        """Delete the cached entries of ``uri`` (plain and extracted); True when one existed.
+
+        Waits for a download of the same URI to finish first. Local paths are never touched.
+        """
+        uri = os.fspath(uri)
+        removed = False
+        for extract in (False, True):
+            key = self._layout.key(uri, extract=extract)
+            if not self._layout.entry_dir(key).exists():
+                continue
+            async with self._locks.hold(key):
+                if self._layout.entry_dir(key).exists():
+                    await anyio.to_thread.run_sync(self._layout.remove, key)
+                    removed = True
+        return removed
+
+    def path_of(self, uri: str | os.PathLike[str], *, extract: bool = False) -> Path | None:
+        """The cached path of ``uri`` without any network access, or None."""
+        key = self._layout.key(os.fspath(uri), extract=extract)
+        record = self._layout.read_entry(key)
+        if record is None:
+            return None
+        path = self._layout.data_path(key, record)
+        return path if path.exists() else None

@@ -1,0 +1,316 @@
+"""Where a cache entry lives on disk and what its metadata says.
+
+One folder per entry under the cache root, named after the URI::
+
+    <root>/<key>/entry.json           present only when the entry is complete; its mtime is the
+                                      entry's last use (LRU eviction reads it)
+    <root>/<key>/v-<token>/<name>     the data: a file, a folder, or an extracted archive
+    <root>/<key>/partial-<token>/     a download in progress (state.json, files/, data/)
+    <root>/.locks/<key>.lock          the inter-process lock of the entry (never deleted)
+
+A version folder is immutable once published: a new remote version goes to a new ``v-`` folder,
+``entry.json`` is replaced atomically to point at it, and only then is the old one removed.
+Nothing in this module does network I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CacheEntry",
+    "CacheLayout",
+    "EntryRecord",
+    "RemoteFile",
+    "RemoteIdentity",
+    "default_cache_root",
+    "write_json_atomic",
+]
+
+ENTRY_FILE = "entry.json"
+STATE_FILE = "state.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_cache_root() -> Path:
+    """``$ASYNCASSETS_CACHE_DIR``, else ``$XDG_CACHE_HOME/asyncassets``, else
+    ``~/.cache/asyncassets``."""
+    if root := os.environ.get("ASYNCASSETS_CACHE_DIR"):
+        return Path(root).expanduser()
+    if xdg := os.environ.get("XDG_CACHE_HOME"):
+        return Path(xdg).expanduser() / "asyncassets"
+    return Path.home() / ".cache" / "asyncassets"
+
+
+@dataclass(frozen=True)
+class RemoteIdentity:
+    """What identifies one version of a remote object or folder.
+
+    Two identities are the same version when their sizes agree and every validator both sides
+    know (ETag, generation / version id, listing digest) agrees; the modification time is
+    compared only when neither side has a validator.
+    """
+
+    size: int | None
+    etag: str | None = None
+    version: str | None = None
+    mtime: str | None = None
+    digest: str | None = None  # folders: hash of the listing (names, sizes, validators)
+
+    def same_version(self, other: RemoteIdentity) -> bool:
+        if self.size != other.size:
+            return False
+        validators = ("etag", "version", "digest")
+        compared = False
+        for name in validators:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and theirs is not None:
+                if mine != theirs:
+                    return False
+                compared = True
+        if not compared and self.mtime is not None and other.mtime is not None:
+            return self.mtime == other.mtime
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RemoteIdentity:
+        return cls(
+            size=data.get("size"),
+            etag=data.get("etag"),
+            version=data.get("version"),
+            mtime=data.get("mtime"),
+            digest=data.get("digest"),
+        )
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One remote file to download: ``relpath`` is where it goes inside the entry."""
+
+    path: str
+    relpath: str
+    identity: RemoteIdentity
+
+
+@dataclass
+class EntryRecord:
+    """Content of ``entry.json``: a complete, verified entry."""
+
+    uri: str
+    kind: str  # "file" | "dir"
+    name: str
+    version_dir: str
+    identity: RemoteIdentity
+    size: int
+    sha256: str | None = None
+    extracted: bool = False
+    created: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["identity"] = self.identity.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EntryRecord:
+        return cls(
+            uri=data["uri"],
+            kind=data["kind"],
+            name=data["name"],
+            version_dir=data["version_dir"],
+            identity=RemoteIdentity.from_json(data["identity"]),
+            size=int(data["size"]),
+            sha256=data.get("sha256"),
+            extracted=bool(data.get("extracted", False)),
+            created=float(data.get("created", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One entry as ``CheckpointCache.entries()`` lists it.
+
+    ``path`` is the local file or folder (``None`` while incomplete); ``last_used`` is a Unix
+    time; ``complete`` is false for a download that was interrupted and can be resumed.
+    """
+
+    key: str
+    uri: str
+    size: int
+    last_used: float
+    complete: bool
+    path: Path | None
+
+
+def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a unique temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, sort_keys=True)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; ``None`` when missing or unreadable (a torn write)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def entry_name(uri: str) -> str:
+    """The last path component of a URI (``model.pt`` for ``s3://b/ckpt/model.pt``)."""
+    stripped = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    name = stripped.rsplit("/", 1)[-1] or "data"
+    if name in {".", ".."} or (":" in name and "/" not in stripped):
+        name = "data"
+    return name
+
+
+class CacheLayout:
+    """Paths of the entries under one cache root, and the few file operations on them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def key(self, uri: str, *, extract: bool = False) -> str:
+        """A stable folder name for ``uri``: readable prefix + hash."""
+        material = uri + ("\0extract" if extract else "")
+        digest = hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]
+        prefix = _UNSAFE.sub("_", entry_name(uri))[:40].strip("._") or "entry"
+        return f"{prefix}-{digest}"
+
+    def entry_dir(self, key: str) -> Path:
+        return self.root / key
+
+    def lock_path(self, key: str) -> Path:
+        return self.root / ".locks" / f"{key}.lock"
+
+    def ensure(self, key: str) -> Path:
+        (self.root / ".locks").mkdir(parents=True, exist_ok=True)
+        path = self.entry_dir(key)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def entry_keys(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != ".locks")
+
+    # -- complete entries ---------------------------------------------------------------
+
+    def read_entry(self, key: str) -> EntryRecord | None:
+        data = read_json(self.entry_dir(key) / ENTRY_FILE)
+        if data is None:
+            return None
+        try:
+            return EntryRecord.from_json(data)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def data_path(self, key: str, record: EntryRecord) -> Path:
+        return self.entry_dir(key) / record.version_dir / record.name
+
+    def last_used(self, key: str) -> float:
+        try:
+            return (self.entry_dir(key) / ENTRY_FILE).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def touch(self, key: str) -> None:
+        """Record a use of the entry (its ``entry.json`` mtime)."""
+        with contextlib.suppress(OSError):
+            os.utime(self.entry_dir(key) / ENTRY_FILE)
+
+    def publish(self, key: str, partial: Path, record: EntryRecord) -> None:
+        """Make the verified ``partial/data`` the entry's current version.
+
+        The data folder is renamed (atomic), then ``entry.json`` replaced (atomic); a crash in
+        between leaves an unreferenced version folder that the next download removes.
+        """
+        target = self.entry_dir(key) / record.version_dir
+        os.replace(partial / "data", target)
+        write_json_atomic(self.entry_dir(key) / ENTRY_FILE, record.to_json())
+        shutil.rmtree(partial, ignore_errors=True)
+        self.remove_stale_versions(key, keep=record.version_dir)
+
+    def remove_stale_versions(self, key: str, *, keep: str | None) -> None:
+        for path in self.entry_dir(key).glob("v-*"):
+            if path.name != keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+    # -- partial downloads --------------------------------------------------------------
+
+    def partials(self, key: str) -> list[Path]:
+        return sorted(self.entry_dir(key).glob("partial-*"))
+
+    def new_partial(self, key: str, state: dict[str, Any]) -> Path:
+        path = self.entry_dir(key) / f"partial-{uuid.uuid4().hex[:12]}"
+        (path / "files").mkdir(parents=True)
+        (path / "data").mkdir()
+        write_json_atomic(path / STATE_FILE, state)
+        return path
+
+    def adopt_partial(self, key: str, state: dict[str, Any]) -> Path | None:
+        """Take over an interrupted download of the same remote version, if there is one.
+
+        The partial folder is renamed to a fresh unique name first, so that two processes
+        that both believe they hold the lock (a broken NFS lock) never write the same files.
+        Partials of other versions are deleted.
+        """
+        adopted: Path | None = None
+        for path in self.partials(key):
+            found = read_json(path / STATE_FILE)
+            if adopted is None and found is not None and _same_state(found, state):
+                fresh = path.with_name(f"partial-{uuid.uuid4().hex[:12]}")
+                try:
+                    os.replace(path, fresh)
+                except OSError:
+                    continue
+                adopted = fresh
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+        return adopted
+
+    def partial_bytes(self, key: str) -> int:
+        total = 0
+        for partial in self.partials(key):
+            for sub in partial.rglob("*"):
+                try:
+                    if sub.is_file():
+                        total += sub.stat().st_blocks * 512
+                except OSError:
+                    continue
+        return total
+
+    def remove(self, key: str) -> None:
+        shutil.rmtree(self.entry_dir(key), ignore_errors=True)
+
+
+def _same_state(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    keys = ("uri", "kind", "part_size", "extract")
+    if any(found.get(k) != wanted.get(k) for k in keys):
+        return False
+    try:
+        identity = RemoteIdentity.from_json(found["identity"])
+    except (KeyError, TypeError):
+        return False
+    return identity.same_version(RemoteIdentity.from_json(wanted["identity"]))

@@ -1,0 +1,269 @@
+"""Download one remote file into a partial file: parallel ranged reads, resumable.
+
+The file is cut into parts. A fixed number of workers pull the next missing part from one
+shared iterator (a sliding window: a worker that finishes takes the next part at once, there
+is no barrier between batches) and write what they receive at its offset, a megabyte at a
+time, so memory is bounded by the requests in flight whatever the size of the object.
+
+Which parts are complete is recorded in a journal next to the partial file (after an
+``fdatasync`` of the data, at most every ``JOURNAL_INTERVAL`` seconds and when the download
+stops), so a killed download resumes from the parts already on disk. A part that fails
+mid-way is retried from the byte where it stopped. A source that answers a ranged read with
+the whole object (``200``) is read again in one stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from .layout import RemoteFile, read_json, write_json_atomic
+from .progress import ProgressReporter
+from .retry import RangeNotHonouredError, RetryPolicy, TransientError, call_with_retries
+from .sources import Source
+
+__all__ = ["JOURNAL_INTERVAL", "TransferSettings", "download_file", "first_error"]
+
+logger = logging.getLogger("asyncassets.cache.ranged")
+
+JOURNAL_INTERVAL = 0.5
+_WRITE_CHUNK = 2**20
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """How a download is cut and paced.
+
+    ``part_size`` None picks the source's default (16 MiB over HTTP, 8 MiB through fsspec);
+    ``concurrency`` is the number of requests in flight for one fetch (all files of a folder
+    share it).
+    """
+
+    part_size: int | None = None
+    concurrency: int = 16
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The first non-cancellation leaf of a (possibly nested) exception group."""
+    while isinstance(exc, BaseExceptionGroup):
+        leaves = [e for e in exc.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())]
+        exc = (leaves or list(exc.exceptions))[0]
+    return exc
+
+
+class _OffsetWriter:
+    """Writes a stream of chunks at increasing offsets of a file descriptor."""
+
+    def __init__(self, fd: int, offset: int, progress: ProgressReporter) -> None:
+        self._fd = fd
+        self._flushed = offset
+        self._buffer = bytearray()
+        self._progress = progress
+
+    @property
+    def position(self) -> int:
+        return self._flushed + len(self._buffer)
+
+    async def write(self, chunk: bytes) -> None:
+        self._progress.advance(len(chunk))
+        if not self._buffer and len(chunk) >= _WRITE_CHUNK:
+            await self._pwrite(chunk)
+            return
+        self._buffer += chunk
+        if len(self._buffer) >= _WRITE_CHUNK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._buffer:
+            data, self._buffer = bytes(self._buffer), bytearray()
+            await self._pwrite(data)
+
+    async def _pwrite(self, data: bytes) -> None:
+        fd, offset = self._fd, self._flushed
+
+        def pwrite_all() -> None:
+            view = memoryview(data)
+            written = 0
+            while written < len(view):
+                written += os.pwrite(fd, view[written:], offset + written)
+
+        await anyio.to_thread.run_sync(pwrite_all)
+        self._flushed += len(data)
+
+
+class _Journal:
+    """The set of complete parts of one partial file, saved as JSON beside it."""
+
+    def __init__(self, path: Path, fd: int, size: int, part_size: int) -> None:
+        self.path = path
+        self._fd = fd
+        self._header = {"size": size, "part_size": part_size}
+        self.done: set[int] = set()
+        self._saved_at = time.monotonic()
+        self._dirty = False
+
+    def load(self) -> None:
+        data = read_json(self.path)
+        if data is not None and all(data.get(k) == v for k, v in self._header.items()):
+            self.done = {int(i) for i in data.get("done", [])}
+
+    def mark(self, part: int) -> None:
+        self.done.add(part)
+        self._dirty = True
+
+    async def save(self, *, force: bool = False) -> None:
+        if not self._dirty or (not force and time.monotonic() - self._saved_at < JOURNAL_INTERVAL):
+            return
+        self._dirty = False
+        self._saved_at = time.monotonic()
+        record = {**self._header, "done": sorted(self.done)}
+        fd, path = self._fd, self.path
+
+        def sync_and_write() -> None:
+            os.fdatasync(fd)  # the journal must never claim bytes that are not on disk
+            write_json_atomic(path, record, durable=False)
+
+        await anyio.to_thread.run_sync(sync_and_write)
+
+
+async def download_file(
+    source: Source,
+    file: RemoteFile,
+    part_path: Path,
+    *,
+    part_size: int,
+    settings: TransferSettings,
+    limiter: anyio.CapacityLimiter,
+    progress: ProgressReporter,
+) -> int:
+    """Fill ``part_path`` with the bytes of ``file``; return its size.
+
+    Resumes from ``part_path`` and its journal (``<part_path>.parts.json``) when they exist.
+    """
+    journal_path = part_path.with_name(part_path.name + ".parts.json")
+    fd = os.open(part_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        size = file.identity.size
+        if size is None:
+            return await _stream_whole(source, file, fd, settings, limiter, progress)
+        if os.fstat(fd).st_size != size:
+            os.ftruncate(fd, size)
+        journal = _Journal(journal_path, fd, size, part_size)
+        journal.load()
+        nparts = max(1, -(-size // part_size))
+        missing = [i for i in range(nparts) if i not in journal.done]
+        resumed = size - sum(_part_len(i, size, part_size) for i in missing)
+        if resumed:
+            logger.info("resuming %s: %d of %d bytes already on disk", file.path, resumed, size)
+            progress.advance(resumed)
+        if size == 0 or not missing:
+            return size
+        try:
+            await _fetch_parts(source, file, fd, missing, journal, settings, limiter, progress)
+        except BaseException as exc:
+            error = first_error(exc)
+            with anyio.CancelScope(shield=True):
+                await journal.save(force=True)
+            if isinstance(error, RangeNotHonouredError):
+                logger.warning("%s; reading it in one stream instead", error)
+                journal_path.unlink(missing_ok=True)
+                return await _stream_whole(source, file, fd, settings, limiter, progress)
+            if error is not exc:
+                raise error from None
+            raise
+        return size
+    finally:
+        os.close(fd)
+
+
+def _part_len(index: int, size: int, part_size: int) -> int:
+    return min(size, (index + 1) * part_size) - index * part_size
+
+
+async def _fetch_parts(
+    source: Source,
+    file: RemoteFile,
+    fd: int,
+    missing: list[int],
+    journal: _Journal,
+    settings: TransferSettings,
+    limiter: anyio.CapacityLimiter,
+    progress: ProgressReporter,
+) -> None:
+    size = file.identity.size
+    assert size is not None
+    part_size = journal._header["part_size"]
+    queue: Iterator[int] = iter(missing)
+
+    async def fetch_part(index: int) -> None:
+        start = index * part_size
+        end = min(size, start + part_size)
+        writer = _OffsetWriter(fd, start, progress)
+
+        async def attempt() -> None:
+            if writer.position >= end:
+                return
+            try:
+                async with limiter:
+                    await source.read_range(file, writer.position, end, writer.write)
+            finally:
+                await writer.flush()
+
+        def on_retry(exc: BaseException, attempt_number: int) -> None:
+            logger.warning(
+                "part %d of %s failed (attempt %d): %s; retrying from byte %d",
+                index,
+                file.path,
+                attempt_number,
+                exc,
+                writer.position,
+            )
+
+        await call_with_retries(settings.retry, attempt, on_retry=on_retry)
+
+    async def worker() -> None:
+        for index in queue:
+            await fetch_part(index)
+            journal.mark(index)
+            await journal.save()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(min(settings.concurrency, len(missing))):
+            tg.start_soon(worker)
+
+
+async def _stream_whole(
+    source: Source,
+    file: RemoteFile,
+    fd: int,
+    settings: TransferSettings,
+    limiter: anyio.CapacityLimiter,
+    progress: ProgressReporter,
+) -> int:
+    """One GET of the whole object, restarted from byte 0 on a transient failure."""
+    written = 0
+
+    async def attempt() -> None:
+        nonlocal written
+        writer = _OffsetWriter(fd, 0, progress)
+        try:
+            async with limiter:
+                await source.read_all(file, writer.write)
+        finally:
+            await writer.flush()
+            written = writer.position
+        expected = file.identity.size
+        if expected is not None and written != expected:
+            raise TransientError(f"{file.path}: got {written} of {expected} bytes")
+
+    await call_with_retries(settings.retry, attempt)
+    os.ftruncate(fd, written)
+    return written

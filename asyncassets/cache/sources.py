@@ -1,0 +1,327 @@
+"""The only code that talks to remote storage: metadata, ranged reads, whole-object reads.
+
+Two kinds of source:
+
+- ``HTTPSource`` for ``http(s)://``: aiohttp directly, because a ranged read must be checked
+  (``206`` with the matching ``Content-Range``) and fsspec's HTTP ``_cat_file(start, end)``
+  accepts a ``200`` with the whole body as if it were the range.
+- ``FsspecSource`` for every other protocol fsspec knows (``s3://``, ``gs://``,
+  ``memory://`` ...): ranged reads through ``_cat_file(path, start, end)`` of the async
+  filesystem (or the sync one in a thread), checked by length.
+
+A source is opened for one fetch and closed after it, so that no session outlives the event
+loop that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .layout import RemoteFile, RemoteIdentity, entry_name
+from .retry import PermanentError, RangeNotHonouredError, RemoteChangedError, TransientError
+
+__all__ = ["FsspecSource", "HTTPSource", "RemoteListing", "Source", "WriteChunk", "open_source"]
+
+WriteChunk = Callable[[bytes], Awaitable[None]]
+"""Receives the bytes of a read in order; the caller knows where they go."""
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+
+
+class RemoteListing:
+    """What a metadata request said: a file or a folder, its version, the files to fetch."""
+
+    def __init__(self, kind: str, identity: RemoteIdentity, files: list[RemoteFile]) -> None:
+        self.kind = kind
+        self.identity = identity
+        self.files = files
+
+
+class Source(ABC):
+    """Metadata and reads for one URI."""
+
+    #: a good part size for this kind of source (bytes held in memory per request in flight)
+    default_part_size: int = 16 * 2**20
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    @abstractmethod
+    async def describe(self, kind_hint: str | None = None) -> RemoteListing:
+        """One metadata request (a listing for a folder). ``kind_hint`` skips the probe."""
+
+    @abstractmethod
+    async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
+        """Pass bytes ``[start, end)`` of ``file`` to ``write``; raise
+        ``RangeNotHonouredError`` when the source does not honour ranges."""
+
+    @abstractmethod
+    async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
+        """Pass every byte of ``file`` to ``write``, in one stream."""
+
+    async def aclose(self) -> None:  # noqa: B027 - sources without sessions need nothing
+        """Close sessions opened for this source."""
+
+
+def _http_error(uri: str, status: int, reason: str | None) -> Exception:
+    text = f"HTTP {status} {reason or ''}".strip() + f" for {uri}"
+    if status >= 500 or status in (408, 429):
+        return TransientError(text)
+    if status in (404, 410):
+        return PermanentError(f"not found ({text})", status=status)
+    if status in (401, 403):
+        return PermanentError(f"access denied ({text})", status=status)
+    return PermanentError(text, status=status)
+
+
+class HTTPSource(Source):
+    """``http(s)://`` through aiohttp. ``storage_options`` may hold ``headers`` (dict) and
+    ``client_kwargs`` (passed to ``aiohttp.ClientSession``)."""
+
+    def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
+        super().__init__(uri)
+        import aiohttp
+
+        options = dict(storage_options or {})
+        self._headers = {"Accept-Encoding": "identity", **dict(options.pop("headers", {}))}
+        client_kwargs = dict(options.pop("client_kwargs", {}))
+        client_kwargs.setdefault(
+            "timeout", aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+        )
+        client_kwargs.setdefault("auto_decompress", False)
+        client_kwargs.setdefault("connector", aiohttp.TCPConnector(limit=0))
+        self._session = aiohttp.ClientSession(**client_kwargs)
+
+    async def describe(self, kind_hint: str | None = None) -> RemoteListing:
+        async with self._session.head(
+            self.uri, headers=self._headers, allow_redirects=True
+        ) as resp:
+            if resp.status >= 400:
+                raise _http_error(self.uri, resp.status, resp.reason)
+            length = resp.headers.get("Content-Length")
+            encoded = resp.headers.get("Content-Encoding", "identity") != "identity"
+            identity = RemoteIdentity(
+                size=int(length) if length is not None and not encoded else None,
+                etag=resp.headers.get("ETag"),
+                mtime=resp.headers.get("Last-Modified"),
+            )
+        file = RemoteFile(path=self.uri, relpath=entry_name(self.uri), identity=identity)
+        return RemoteListing("file", identity, [file])
+
+    async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
+        headers = {**self._headers, "Range": f"bytes={start}-{end - 1}"}
+        etag = file.identity.etag
+        if etag and not etag.startswith("W/"):
+            headers["If-Match"] = etag  # a 412 tells us the object changed between parts
+        async with self._session.get(file.path, headers=headers) as resp:
+            if resp.status == 200:
+                raise RangeNotHonouredError(f"{self.uri} answered 200 to a ranged read")
+            if resp.status in (412, 416):
+                raise RemoteChangedError(f"{self.uri} changed during the download")
+            if resp.status != 206:
+                raise _http_error(self.uri, resp.status, resp.reason)
+            match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            total = str(file.identity.size) if file.identity.size is not None else None
+            if (
+                match is None
+                or int(match.group(1)) != start
+                or int(match.group(2)) != end - 1
+                or (total is not None and match.group(3) not in (total, "*"))
+            ):
+                raise RangeNotHonouredError(
+                    f"{self.uri} answered a ranged read with Content-Range "
+                    f"{resp.headers.get('Content-Range')!r}, expected bytes {start}-{end - 1}"
+                )
+            received = 0
+            async for chunk in resp.content.iter_chunked(2**20):
+                received += len(chunk)
+                await write(chunk)
+            if received != end - start:
+                raise TransientError(
+                    f"{self.uri}: ranged read ended after {received} of {end - start} bytes"
+                )
+
+    async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
+        async with self._session.get(file.path, headers=self._headers) as resp:
+            if resp.status != 200:
+                raise _http_error(self.uri, resp.status, resp.reason)
+            received = 0
+            async for chunk in resp.content.iter_chunked(2**20):
+                received += len(chunk)
+                await write(chunk)
+            expected = file.identity.size
+            if expected is not None and received != expected:
+                raise TransientError(f"{self.uri}: body ended after {received} of {expected} bytes")
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+class FsspecSource(Source):
+    """Any other fsspec protocol. Async filesystems are used natively, sync ones in a thread.
+
+    Part size defaults to 8 MiB: ``_cat_file`` returns a whole part as one ``bytes``, so memory
+    is part size x requests in flight.
+    """
+
+    default_part_size = 8 * 2**20
+
+    def __init__(self, uri: str, protocol: str, storage_options: dict[str, Any] | None) -> None:
+        super().__init__(uri)
+        import fsspec
+
+        try:
+            cls = fsspec.get_filesystem_class(protocol)
+        except (ImportError, ValueError) as exc:
+            raise PermanentError(f"cannot open {uri}: {exc}") from exc
+        self._protocol = protocol
+        self._async = bool(getattr(cls, "async_impl", False))
+        options = dict(storage_options or {})
+        if self._async:
+            options.update(asynchronous=True)
+        self._fs = cls(skip_instance_cache=True, **options)
+        self._path: str = self._fs._strip_protocol(uri)
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self._async:
+            return await getattr(self._fs, f"_{name}")(*args, **kwargs)
+
+        def call() -> Any:
+            return getattr(self._fs, name)(*args, **kwargs)
+
+        return await anyio.to_thread.run_sync(call)
+
+    async def describe(self, kind_hint: str | None = None) -> RemoteListing:
+        try:
+            if kind_hint == "dir":
+                return await self._describe_dir()
+            if kind_hint == "file" and self._async and hasattr(self._fs, "_get_object"):
+                # gcsfs' _info races an object GET against a listing; a known file needs one.
+                info = await self._fs._get_object(self._path)
+            else:
+                info = await self._call("info", self._path)
+        except FileNotFoundError as exc:
+            raise PermanentError(f"not found: {self.uri}", status=404) from exc
+        except PermissionError as exc:
+            raise PermanentError(f"access denied: {self.uri}", status=403) from exc
+        if info.get("type") == "directory":
+            return await self._describe_dir()
+        identity = _identity_of(info)
+        file = RemoteFile(path=self._path, relpath=entry_name(self.uri), identity=identity)
+        return RemoteListing("file", identity, [file])
+
+    async def _describe_dir(self) -> RemoteListing:
+        try:
+            found: dict[str, dict[str, Any]] = await self._call("find", self._path, detail=True)
+        except FileNotFoundError as exc:
+            raise PermanentError(f"not found: {self.uri}", status=404) from exc
+        except PermissionError as exc:
+            raise PermanentError(f"access denied: {self.uri}", status=403) from exc
+        prefix = self._path.rstrip("/") + "/"
+        files = []
+        for name in sorted(found):
+            info = found[name]
+            if info.get("type") == "directory" or not name.startswith(prefix):
+                continue
+            relpath = name[len(prefix) :]
+            if not relpath or relpath.endswith("/"):
+                continue
+            files.append(RemoteFile(path=name, relpath=relpath, identity=_identity_of(info)))
+        if not files:
+            raise PermanentError(f"not found (no files under the folder): {self.uri}", status=404)
+        summary = [
+            [f.relpath, f.identity.size, f.identity.etag, f.identity.version, f.identity.mtime]
+            for f in files
+        ]
+        digest = hashlib.sha256(json.dumps(summary).encode()).hexdigest()
+        total = sum(f.identity.size or 0 for f in files)
+        return RemoteListing("dir", RemoteIdentity(size=total, digest=digest), files)
+
+    def _version_kwargs(self, file: RemoteFile) -> dict[str, Any]:
+        version = file.identity.version
+        if version is None or version == "null":
+            return {}
+        if self._protocol in ("s3", "s3a"):
+            return {"version_id": version}
+        return {}
+
+    async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
+        data = await self._call(
+            "cat_file", file.path, start=start, end=end, **self._version_kwargs(file)
+        )
+        if len(data) > end - start:
+            raise RangeNotHonouredError(
+                f"{self.uri}: a ranged read returned {len(data)} bytes for {end - start}"
+            )
+        if len(data) < end - start:
+            raise TransientError(f"{self.uri}: ranged read ended after {len(data)} bytes")
+        await write(data)
+
+    async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
+        # Only reached when ranges are not honoured; read in one request.
+        data = await self._call("cat_file", file.path, **self._version_kwargs(file))
+        await write(data)
+
+    async def aclose(self) -> None:
+        if not self._async:
+            return
+        creator = getattr(self._fs, "_s3creator", None)  # s3fs
+        if creator is not None and hasattr(creator, "__aexit__"):
+            await creator.__aexit__(None, None, None)
+            self._fs._s3 = None
+            return
+        session = getattr(self._fs, "_session", None)  # gcsfs, fsspec http
+        if session is not None and hasattr(session, "close") and not session.closed:
+            await session.close()
+
+
+def _identity_of(info: dict[str, Any]) -> RemoteIdentity:
+    etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+    version = info.get("VersionId") or info.get("generation")
+    mtime = (
+        info.get("LastModified")
+        or info.get("updated")
+        or info.get("mtime")
+        or info.get("last_modified")
+        or info.get("created")
+    )
+    size = info.get("size")
+    return RemoteIdentity(
+        size=int(size) if size is not None else None,
+        etag=str(etag) if etag is not None else None,
+        version=str(version) if version is not None else None,
+        mtime=str(mtime) if mtime is not None else None,
+    )
+
+
+def local_path_of(uri: str) -> Path | None:
+    """The local path a URI names (plain path or ``file://``), else ``None``."""
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(uri).path))
+    if "://" in uri or "::" in uri:
+        return None
+    return Path(uri).expanduser()
+
+
+def open_source(uri: str, storage_options: dict[str, Any] | None) -> Source:
+    """The source for a remote URI (``local_path_of(uri)`` must be ``None``)."""
+    protocol = uri.split("://", 1)[0].lower()
+    if protocol in ("http", "https"):
+        try:
+            return HTTPSource(uri, storage_options)
+        except ImportError as exc:
+            raise PermanentError(
+                f"cannot fetch {uri}: aiohttp is missing (pip install 'asyncassets[http]')"
+            ) from exc
+    return FsspecSource(uri, protocol, storage_options)
