@@ -1,0 +1,297 @@
+"""The ``asyncassets`` command line. Uses only the public API; the only code that prints.
+
+Errors print one line on stderr (no traceback) and exit 1; an unknown card exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import anyio
+
+from asyncassets import (
+    AssetCard,
+    AssetCardError,
+    AssetCardNotFoundError,
+    AssetError,
+    AssetStore,
+    FileAssetMetadataProvider,
+    create_default_store,
+)
+
+__all__ = ["main"]
+
+KINDS = ("model", "dataset", "tokenizer", "other")
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out as given."""
+
+
+def card_kind(card: AssetCard) -> str:
+    """model / dataset / tokenizer / other, from the fields fairseq2 cards carry."""
+    if card.has_field("model_family") or card.has_field("model_arch"):
+        return "model"
+    if card.has_field("dataset_family") or card.has_field("data"):
+        return "dataset"
+    if card.has_field("tokenizer_family") or card.has_field("tokenizer"):
+        return "tokenizer"
+    return "other"
+
+
+def _family(card: AssetCard, kind: str) -> str:
+    field = card.field(f"{kind}_family")
+    return str(field.value) if field.exists() else ""
+
+
+def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; VALUE is read as YAML (so ``true``, ``10`` and ``{a: 1}``
+    work); a dotted KEY nests (``client_kwargs.endpoint_url=...``)."""
+    import yaml
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option wants KEY=VALUE, not {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        target = options
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return options
+
+
+def build_store(args: argparse.Namespace) -> AssetStore:
+    if args.cache_dir:
+        os.environ["ASYNCASSETS_CACHE_DIR"] = args.cache_dir
+    if args.offline:
+        os.environ["ASYNCASSETS_OFFLINE"] = "1"
+    options = parse_storage_options(args.storage_option or [])
+    if args.store:
+        providers = [
+            FileAssetMetadataProvider(url, storage_options=options) for url in args.store
+        ]
+        return AssetStore(providers, default_env=args.env)
+    store = create_default_store()
+    store.default_env = args.env
+    return store
+
+
+# -- commands
+
+
+async def cmd_list(store: AssetStore, args: argparse.Namespace) -> int:
+    names = await store.asset_names()
+    envs_of: dict[str, list[str]] = {}
+    for canonical in names:
+        plain, _, env = canonical.partition("@")
+        envs_of.setdefault(plain, [])
+        if env:
+            envs_of[plain].append(env)
+    rows = []
+    for plain in sorted(envs_of):
+        try:
+            card = await store.retrieve_card(plain)
+        except AssetCardNotFoundError:
+            continue  # only env overrides, no plain card: `check` reports it
+        except AssetCardError as exc:
+            rows.append({"name": plain, "kind": "error", "family": "", "error": str(exc)})
+            continue
+        kind = card_kind(card)
+        if args.kind not in ("all", kind):
+            continue
+        rows.append(
+            {
+                "name": plain,
+                "kind": kind,
+                "family": _family(card, kind) if kind != "other" else "",
+                "envs": sorted(envs_of[plain]),
+                "source": card.source,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no cards", file=sys.stderr)
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
+        envs = f"  [{', '.join(row.get('envs', []))}]" if row.get("envs") else ""
+        detail = row.get("error") or row["family"]
+        print(f"{row['name']:<{width}}  {row['kind']:<9}  {detail}{envs}")
+    return 0
+
+
+async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
+    card = await store.retrieve_card(args.name)
+    chain = [c.name for c in card.chain()]
+    if args.json:
+        print(
+            json.dumps(
+                {"name": card.name, "source": card.source, "chain": chain, "fields": card.to_dict()},
+                indent=2,
+                default=str,
+            )
+        )
+        return 0
+    import yaml
+
+    print(f"# {card.name}  ({card.source})")
+    if len(chain) > 1:
+        print(f"# base chain: {' -> '.join(chain)}")
+    print(yaml.safe_dump(card.to_dict(), sort_keys=False, default_flow_style=False).rstrip())
+    return 0
+
+
+async def cmd_check(store: AssetStore, args: argparse.Namespace) -> int:
+    problems = await store.check()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "kind": p.kind,
+                        "message": p.message,
+                        "source": p.source,
+                        "file": p.file,
+                        "line": p.line,
+                        "card": p.card,
+                        "field": p.field,
+                    }
+                    for p in problems
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for problem in problems:
+            print(problem)
+        names = await store.asset_names()
+        summary = f"{len(names)} cards, {len(problems)} problem(s)"
+        print(summary, file=sys.stderr)
+    return 1 if problems else 0
+
+
+async def cmd_demo(store: AssetStore, args: argparse.Namespace) -> int:
+    from asyncassets.demo import run_demo
+
+    await run_demo(print)
+    return 0
+
+
+Command = Callable[[AssetStore, argparse.Namespace], Coroutine[Any, Any, int]]
+COMMANDS: dict[str, Command] = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "check": cmd_check,
+    "demo": cmd_demo,
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("store options")
+    group.add_argument(
+        "--store",
+        action="append",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="a card folder or URL (repeatable; replaces the default stores; later wins)",
+    )
+    group.add_argument(
+        "--env", metavar="ENV", default=argparse.SUPPRESS, help="the active environment"
+    )
+    group.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        default=argparse.SUPPRESS,
+        help="an fsspec storage option for --store URLs (repeatable)",
+    )
+    group.add_argument(
+        "--cache-dir", metavar="DIR", default=argparse.SUPPRESS, help="checkpoint cache folder"
+    )
+    group.add_argument(
+        "--offline",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="never touch the network for cached files",
+    )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log details"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="asyncassets",
+        description="Resolve fairseq2-style asset cards; prefetch what they point to.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", parents=[common], help="list cards")
+    p.add_argument("--kind", choices=(*KINDS, "all"), default="all")
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+    p = sub.add_parser("show", parents=[common], help="show a resolved card")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+    p = sub.add_parser("check", parents=[common], help="report problems (exit 1 if any)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+    sub.add_parser("demo", parents=[common], help="a short tour on a temporary store")
+    return parser
+
+
+def _defaults(args: argparse.Namespace) -> argparse.Namespace:
+    for name, default in (
+        ("store", None),
+        ("env", None),
+        ("storage_option", None),
+        ("cache_dir", None),
+        ("offline", False),
+        ("verbose", False),
+    ):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return args
+
+
+async def run(args: argparse.Namespace) -> int:
+    store = build_store(args)
+    async with store:
+        return await COMMANDS[args.command](store, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _defaults(make_parser().parse_args(argv))
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.ERROR,
+        format="asyncassets: %(levelname)s: %(message)s",
+    )
+    try:
+        return anyio.run(run, args)
+    except AssetCardNotFoundError as exc:
+        print(f"asyncassets: error: {exc}", file=sys.stderr)
+        return 2
+    except (AssetError, UsageError) as exc:
+        print(f"asyncassets: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

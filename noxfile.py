@@ -1,0 +1,43 @@
+"""nox sessions: tests, lint, typecheck, bench, demo (`nox -s tests`)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.default_venv_backend = "venv"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (starts moto_server and gcp-storage-emulator itself)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "asyncassets", "tests", "bench", "noxfile.py")
+    session.run("ruff", "format", "--check", "asyncassets", "tests", "bench", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[s3,gcs,http]", "mypy", "types-pyyaml", "types-aiofiles")
+    session.run("mypy", "--strict", "asyncassets")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the baselines they name; they print tables and never fail."""
+    session.install("-e", ".[test]")
+    scripts = session.posargs or ["lookup"]
+    for script in scripts:
+        session.run("python", f"bench/{script}.py")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    session.install(".")
+    session.run("asyncassets", "demo")
