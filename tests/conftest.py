@@ -45,6 +45,24 @@ def _as_bytes(content: str | bytes) -> bytes:
     return content if isinstance(content, bytes) else textwrap.dedent(content).encode()
 
 
+#: Variables that choose envs and default folders; no test sees the caller's values.
+ISOLATED_VARIABLES = (
+    "ASYNCASSETS_ENV",
+    "SLURM_CLUSTER_NAME",
+    "ASYNCASSETS_ASSET_DIR",
+    "ASYNCASSETS_USER_ASSET_DIR",
+    "FAIRSEQ2_ASSET_DIR",
+    "FAIRSEQ2_USER_ASSET_DIR",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset the variables that pick envs and default stores; tests set what they need."""
+    for name in ISOLATED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 # -- card folders ----------------------------------------------------------------------------
 
 
