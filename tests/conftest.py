@@ -186,3 +186,8 @@ def corpus_dir() -> Path:
         f"fairseq2 card corpus not found (tried {tried}); set ASYNCASSETS_CORPUS_DIR to the "
         "folder holding fairseq2-cards/ to run these tests"
     )
+
+
+# -- real servers (S3, GCS, HTTP) for the backends and the cache tests ------------------------
+
+from servers import *  # noqa: E402, F403
