@@ -13,7 +13,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 __all__ = [
@@ -119,9 +120,8 @@ async def call_with_retries(
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),
-        wait=wait_exponential_jitter(
-            initial=policy.initial, max=policy.maximum, jitter=policy.initial
-        ),
+        wait=wait_exponential(multiplier=policy.initial, max=policy.maximum)
+        + wait_random(0, policy.initial),
         retry=retry_if_exception(is_transient),
         before_sleep=before_sleep,
         reraise=True,
