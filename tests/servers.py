@@ -328,7 +328,7 @@ class Script:
     - ``fail_first``: answer the first N GETs with 503.
     - ``reset_after``: for the first ``resets`` GETs, abort the connection after this many
       body bytes.
-    - ``truncate_first``: the first N GETs announce the full length but close after half.
+    - ``truncate_first``: the first N GETs end cleanly (chunked, no length) after half.
     - ``ignore_range``: answer ranged GETs with 200 and the whole body, like ``http.server``.
     - ``rate``: cap each response at this many bytes per second.
     """
@@ -404,16 +404,20 @@ class ScriptedServer:
         body = data[start:end]
         response = web.StreamResponse(status=code)
         response.headers["ETag"] = etag
-        response.headers["Content-Length"] = str(len(body))
         if code == 206:
             response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
-        await response.prepare(request)
         limit = len(body)
         abort = False
         if script.truncate_first > 0:
+            # A well-formed chunked response that simply ends early: only a client that
+            # counts the bytes against the range notices.
             script.truncate_first -= 1
-            limit, abort = len(body) // 2, True
-        elif script.resets > 0 and script.reset_after is not None:
+            limit = len(body) // 2
+            response.enable_chunked_encoding()
+        else:
+            response.headers["Content-Length"] = str(len(body))
+        await response.prepare(request)
+        if script.resets > 0 and script.reset_after is not None:
             script.resets -= 1
             limit, abort = min(len(body), script.reset_after), True
         chunk = 64 * 1024

@@ -84,7 +84,7 @@ async def test_s3_missing_object_raises_download_error_naming_uri(
 ) -> None:
     _, bucket, options = s3
     uri = f"s3://{bucket}/nope/model.pt"
-    with pytest.raises(AssetDownloadError, match="nope/model.pt") as info:
+    with pytest.raises(AssetDownloadError, match=r"nope/model.pt") as info:
         await cache.fetch(uri, storage_options=options)
     assert info.value.uri == uri
 
@@ -159,7 +159,7 @@ async def test_file_url_is_returned_as_local_path(cache: CheckpointCache, tmp_pa
 async def test_missing_local_path_raises_download_error(
     cache: CheckpointCache, tmp_path: Path
 ) -> None:
-    with pytest.raises(AssetDownloadError, match="missing.pt"):
+    with pytest.raises(AssetDownloadError, match=r"missing.pt"):
         await cache.fetch(tmp_path / "missing.pt")
 
 
