@@ -1,0 +1,136 @@
+"""One download per URI: tasks of one process share it, processes wait on the entry's lock,
+and a killed download resumes from the parts already on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from servers import Script, ScriptedServer, StaticServer, http_static_server, scripted_http_server
+
+from asyncassets.cache import CheckpointCache, RetryPolicy
+
+__all__ = ["http_static_server", "scripted_http_server"]
+
+PART = 128 * 1024
+REPO = Path(__file__).resolve().parents[1]
+
+CHILD = """
+import asyncio, sys, time
+from pathlib import Path
+from asyncassets.cache import CheckpointCache
+
+root, url, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+Path(str(go) + "." + sys.argv[4]).touch()          # ready
+while not go.exists():
+    time.sleep(0.01)
+cache = CheckpointCache(root, part_size=int(sys.argv[5]), concurrency=2)
+print(asyncio.run(cache.fetch(url, progress=False)))
+"""
+
+
+def _child(root: Path, url: str, go: Path, name: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(root), url, str(go), name, str(PART)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> CheckpointCache:
+    retry = RetryPolicy(attempts=4, initial=0.01, maximum=0.05)
+    return CheckpointCache(tmp_path / "cache", part_size=PART, concurrency=4, retry=retry)
+
+
+async def test_64_concurrent_fetches_download_the_bytes_once(
+    cache: CheckpointCache, http_static_server: StaticServer
+) -> None:
+    base_url, folder = http_static_server
+    payload = os.urandom(16 * PART + 17)
+    (folder / "shared64.bin").write_bytes(payload)
+    paths = await asyncio.gather(*(cache.fetch(f"{base_url}/shared64.bin") for _ in range(64)))
+    assert len(set(paths)) == 1
+    assert paths[0].read_bytes() == payload
+    assert http_static_server.stats.bytes_for("/shared64.bin") == len(payload)
+    assert http_static_server.stats.count("/shared64.bin", "HEAD") == 1
+
+
+def test_4_processes_download_the_bytes_once(
+    tmp_path: Path, scripted_http_server: ScriptedServer
+) -> None:
+    payload = os.urandom(16 * PART + 17)
+    # Slow enough that the four processes overlap: each response is capped at 2 MB/s.
+    url = scripted_http_server.put("shared4.bin", payload, Script(rate=2e6))
+    root, go = tmp_path / "cache", tmp_path / "go"
+    children = [_child(root, url, go, str(i)) for i in range(4)]
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{go}.{i}").exists() for i in range(4)):
+        assert time.monotonic() < deadline, "children did not start"
+        time.sleep(0.02)
+    go.touch()
+    outputs = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        outputs.append(out.strip())
+    assert len(set(outputs)) == 1
+    assert Path(outputs[0]).read_bytes() == payload
+    assert scripted_http_server.stats.bytes_for("/shared4.bin") == len(payload)
+
+
+async def test_killed_download_leaves_no_complete_entry_and_resumes(
+    tmp_path: Path, scripted_http_server: ScriptedServer, cache: CheckpointCache
+) -> None:
+    payload = os.urandom(24 * PART)
+    url = scripted_http_server.put("killed.bin", payload, Script(rate=1e6))
+    go = tmp_path / "go"
+    go.touch()
+    child = _child(cache.root, url, go, "k")
+    journal_done: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(journal_done) < 4:
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "no part was journaled"
+        await asyncio.sleep(0.05)
+        for journal in cache.root.rglob("*.parts.json"):
+            journal_done = json.loads(journal.read_text()).get("done", [])
+    child.send_signal(signal.SIGKILL)
+    child.communicate()
+
+    assert cache.path_of(url) is None
+    assert not list(cache.root.rglob("entry.json"))
+    [entry] = cache.entries()
+    assert not entry.complete
+
+    scripted_http_server.script("killed.bin").rate = None
+    scripted_http_server.stats.reset()
+    path = await cache.fetch(url)
+    assert path.read_bytes() == payload
+    resumed_bytes = scripted_http_server.stats.bytes_for("/killed.bin")
+    assert resumed_bytes <= len(payload) - len(journal_done) * PART
+
+
+async def test_cancelled_fetch_is_taken_over_by_a_waiting_caller(
+    cache: CheckpointCache, scripted_http_server: ScriptedServer
+) -> None:
+    payload = os.urandom(8 * PART)
+    url = scripted_http_server.put("cancel.bin", payload, Script(rate=5e5))
+    leader = asyncio.create_task(cache.fetch(url))
+    await asyncio.sleep(0.05)
+    follower = asyncio.create_task(cache.fetch(url))
+    await asyncio.sleep(0.05)
+    leader.cancel()
+    path = await follower
+    assert path.read_bytes() == payload
+    assert leader.cancelled()
