@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
@@ -49,7 +48,7 @@ from .retry import (
     call_with_retries,
     is_transient,
 )
-from .sources import RemoteListing, Source, local_path_of, open_source
+from .sources import RemoteListing, Source, local_path_of, open_source, redact
 
 __all__ = ["CheckpointCache"]
 
@@ -60,17 +59,6 @@ _RESTARTS_ON_CHANGE = 2
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def redact(uri: str) -> str:
-    """``uri`` without user info or query string, for messages and logs."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = "…" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _normalize_sha256(value: str | None) -> str | None:

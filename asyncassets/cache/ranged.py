@@ -162,7 +162,7 @@ async def download_file(
         missing = [i for i in range(nparts) if i not in journal.done]
         resumed = size - sum(_part_len(i, size, part_size) for i in missing)
         if resumed:
-            logger.info("resuming %s: %d of %d bytes already on disk", file.path, resumed, size)
+            logger.info("resuming %s: %d of %d bytes on disk", source.display, resumed, size)
             progress.advance(resumed)
         if size == 0 or not missing:
             return size
@@ -221,7 +221,7 @@ async def _fetch_parts(
             logger.warning(
                 "part %d of %s failed (attempt %d): %s; retrying from byte %d",
                 index,
-                file.path,
+                source.display,
                 attempt_number,
                 exc,
                 writer.position,
@@ -262,7 +262,7 @@ async def _stream_whole(
             written = writer.position
         expected = file.identity.size
         if expected is not None and written != expected:
-            raise TransientError(f"{file.path}: got {written} of {expected} bytes")
+            raise TransientError(f"{source.display}: got {written} of {expected} bytes")
 
     await call_with_retries(settings.retry, attempt)
     os.ftruncate(fd, written)

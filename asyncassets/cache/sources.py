@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
@@ -29,10 +30,31 @@ import anyio.to_thread
 from .layout import RemoteFile, RemoteIdentity, entry_name
 from .retry import PermanentError, RangeNotHonouredError, RemoteChangedError, TransientError
 
-__all__ = ["FsspecSource", "HTTPSource", "RemoteListing", "Source", "WriteChunk", "open_source"]
+__all__ = [
+    "FsspecSource",
+    "HTTPSource",
+    "RemoteListing",
+    "Source",
+    "WriteChunk",
+    "local_path_of",
+    "open_source",
+    "redact",
+]
 
 WriteChunk = Callable[[bytes], Awaitable[None]]
 """Receives the bytes of a read in order; the caller knows where they go."""
+
+
+def redact(uri: str) -> str:
+    """``uri`` without user info or query string, for messages and logs."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = "…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
@@ -54,6 +76,7 @@ class Source(ABC):
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
+        self.display = redact(uri)  # for messages and logs: no user info, no query string
 
     @abstractmethod
     async def describe(self, kind_hint: str | None = None) -> RemoteListing:
@@ -106,7 +129,7 @@ class HTTPSource(Source):
             self.uri, headers=self._headers, allow_redirects=True
         ) as resp:
             if resp.status >= 400:
-                raise _http_error(self.uri, resp.status, resp.reason)
+                raise _http_error(self.display, resp.status, resp.reason)
             length = resp.headers.get("Content-Length")
             encoded = resp.headers.get("Content-Encoding", "identity") != "identity"
             identity = RemoteIdentity(
@@ -124,11 +147,11 @@ class HTTPSource(Source):
             headers["If-Match"] = etag  # a 412 tells us the object changed between parts
         async with self._session.get(file.path, headers=headers) as resp:
             if resp.status == 200:
-                raise RangeNotHonouredError(f"{self.uri} answered 200 to a ranged read")
+                raise RangeNotHonouredError(f"{self.display} answered 200 to a ranged read")
             if resp.status in (412, 416):
-                raise RemoteChangedError(f"{self.uri} changed during the download")
+                raise RemoteChangedError(f"{self.display} changed during the download")
             if resp.status != 206:
-                raise _http_error(self.uri, resp.status, resp.reason)
+                raise _http_error(self.display, resp.status, resp.reason)
             match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
             total = str(file.identity.size) if file.identity.size is not None else None
             if (
@@ -138,7 +161,7 @@ class HTTPSource(Source):
                 or (total is not None and match.group(3) not in (total, "*"))
             ):
                 raise RangeNotHonouredError(
-                    f"{self.uri} answered a ranged read with Content-Range "
+                    f"{self.display} answered a ranged read with Content-Range "
                     f"{resp.headers.get('Content-Range')!r}, expected bytes {start}-{end - 1}"
                 )
             received = 0
@@ -147,20 +170,20 @@ class HTTPSource(Source):
                 await write(chunk)
             if received != end - start:
                 raise TransientError(
-                    f"{self.uri}: ranged read ended after {received} of {end - start} bytes"
+                    f"{self.display}: ranged read ended after {received} of {end - start} bytes"
                 )
 
     async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
         async with self._session.get(file.path, headers=self._headers) as resp:
             if resp.status != 200:
-                raise _http_error(self.uri, resp.status, resp.reason)
+                raise _http_error(self.display, resp.status, resp.reason)
             received = 0
             async for chunk in resp.content.iter_chunked(2**20):
                 received += len(chunk)
                 await write(chunk)
             expected = file.identity.size
             if expected is not None and received != expected:
-                raise TransientError(f"{self.uri}: body ended after {received} of {expected} bytes")
+                raise TransientError(f"{self.display}: got {received} of {expected} bytes")
 
     async def aclose(self) -> None:
         await self._session.close()
