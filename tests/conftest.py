@@ -1,5 +1,6 @@
 """Shared fixtures: card folders written by the tests, the fairseq2 corpus, and the backends
-(local folder, fsspec memory, later S3 and GCS) that every store-level test runs against.
+(local folder, fsspec memory, S3 on moto, GCS on gcp-storage-emulator) that every
+store-level test runs against.
 
 A test that takes ``make_provider`` runs once per backend in ``BACKENDS``:
 
@@ -13,21 +14,26 @@ that returns a function ``(files) -> CardRoot`` (see ``upload_memory``).
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
+import urllib.parse
+import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fsspec
 import pytest
+from servers import *  # noqa: F403  (re-exports the server fixtures)
+from servers import gcs_storage_options, s3_storage_options
 
 from asyncassets.providers.file import FileAssetMetadataProvider
 
 #: Every backend the store tests run against: the one place to add one.
-BACKENDS = ["local", "memory"]
+BACKENDS = ["local", "memory", "s3", "gcs"]
 
 #: ``{relative path: YAML text or bytes}``; text is dedented before it is written.
 CardFiles = Mapping[str, str | bytes]
@@ -129,6 +135,75 @@ def upload_memory() -> Iterator[Callable[[CardFiles], CardRoot]]:
             fs.rm(prefix, recursive=True)
 
 
+def unique_bucket() -> str:
+    """A bucket name no other test uses (S3 and GCS naming rules)."""
+    return f"asyncassets-{uuid.uuid4().hex[:20]}"
+
+
+def put_s3_objects(endpoint: str, bucket: str, files: CardFiles, *, create: bool = True) -> None:
+    """Create ``bucket`` on the moto server (no region: see ``s3_storage_options``) and put
+    ``files`` as objects. boto3 is synchronous, so no aiohttp session outlives the call."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    try:
+        if create:
+            client.create_bucket(Bucket=bucket)
+        for relative, content in files.items():
+            client.put_object(Bucket=bucket, Key=relative, Body=_as_bytes(content))
+    finally:
+        client.close()
+
+
+def _gcs_request(url: str, data: bytes, content_type: str) -> None:
+    request = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": content_type}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+def put_gcs_objects(endpoint: str, bucket: str, files: CardFiles, *, create: bool = True) -> None:
+    """Create ``bucket`` on the GCS emulator and upload ``files`` through its JSON API."""
+    if create:
+        body = json.dumps({"name": bucket}).encode()
+        _gcs_request(f"{endpoint}/storage/v1/b?project=test", body, "application/json")
+    for relative, content in files.items():
+        name = urllib.parse.quote(relative, safe="")
+        url = f"{endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}"
+        _gcs_request(url, _as_bytes(content), "application/octet-stream")
+
+
+@pytest.fixture
+def upload_s3(moto_server: str) -> Callable[[CardFiles], CardRoot]:
+    """Puts the files into a fresh bucket on the session's moto server."""
+
+    def upload(files: CardFiles) -> CardRoot:
+        bucket = unique_bucket()
+        put_s3_objects(moto_server, bucket, files)
+        return CardRoot(f"s3://{bucket}", s3_storage_options(moto_server))
+
+    return upload
+
+
+@pytest.fixture
+def upload_gcs(gcs_emulator: str) -> Callable[[CardFiles], CardRoot]:
+    """Puts the files into a fresh bucket on the session's GCS emulator."""
+
+    def upload(files: CardFiles) -> CardRoot:
+        bucket = unique_bucket()
+        put_gcs_objects(gcs_emulator, bucket, files)
+        return CardRoot(f"gs://{bucket}", gcs_storage_options(gcs_emulator))
+
+    return upload
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The name of the backend this test runs against."""
@@ -143,19 +218,25 @@ def upload(backend: str, request: pytest.FixtureRequest) -> Callable[[CardFiles]
 
 
 @pytest.fixture
-def make_provider(
+async def make_provider(
     upload: Callable[[CardFiles], CardRoot],
-) -> Callable[[CardFiles], FileAssetMetadataProvider]:
+) -> AsyncIterator[Callable[[CardFiles], FileAssetMetadataProvider]]:
     """``make_provider(files) -> FileAssetMetadataProvider`` on the current backend.
 
-    Every call makes a new, separate card folder.
+    Every call makes a new, separate card folder. The providers are closed after the test
+    (remote sessions included), whether or not the test closed its store.
     """
+    providers: list[FileAssetMetadataProvider] = []
 
     def make(files: CardFiles) -> FileAssetMetadataProvider:
         root = upload(files)
-        return FileAssetMetadataProvider(root.url, storage_options=root.storage_options)
+        provider = FileAssetMetadataProvider(root.url, storage_options=root.storage_options)
+        providers.append(provider)
+        return provider
 
-    return make
+    yield make
+    for provider in providers:
+        await provider.aclose()
 
 
 # -- the fairseq2 corpus ---------------------------------------------------------------------
