@@ -1,0 +1,306 @@
+"""Prefetch benchmark: asyncassets' CheckpointCache against one-stream and multi-part peers.
+
+A file (default 1 GiB) is served by aiohttp's static handler (Range -> 206) behind
+bench/delay_proxy.py (20 ms per request, 50 MB/s per connection by default), and each
+contender downloads it in its own process, so that its peak RSS is its own:
+
+- fsspec HTTP ``get_file`` (one stream), ``curl -o`` (when curl exists),
+- s3fs ``get_file`` and boto3 ``download_file`` from moto through the same kind of proxy
+  (for reference; moto slices the whole object for each ranged GET, so the S3 object is
+  smaller by default: ``--s3-size``),
+- asyncassets cold (empty cache) and asyncassets cache hit (same cache, second fetch; the
+  requests column counts what went through the proxy: one HEAD).
+
+Prints a table with throughput ratios against fsspec's single stream and the fastest peer.
+Never part of the test suite. Usage::
+
+    python bench/prefetch.py                 # 1 GiB
+    python bench/prefetch.py --size 256M --concurrency 16 --part-size 16M
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from delay_proxy import ThreadedDelayProxy
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+STATIC_SERVER = """
+import sys
+from aiohttp import web
+app = web.Application()
+app.router.add_static("/", sys.argv[1])
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), print=None, access_log=None)
+"""
+
+# Each contender runs inside this wrapper: it times the download and reports its own peak
+# RSS (ru_maxrss of the process, or of its child for curl) as one JSON line.
+RUNNER = """
+import json, os, resource, subprocess, sys, time
+kind, args = sys.argv[1], json.loads(sys.argv[2])
+if kind == "curl":
+    started = time.perf_counter()
+    subprocess.run(["curl", "-s", "-f", "-o", args["dest"], args["url"]], check=True)
+    elapsed = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+else:
+    if kind == "fsspec-http":
+        import fsspec
+        fs = fsspec.filesystem("http")
+        started = time.perf_counter()
+        fs.get_file(args["url"], args["dest"])
+    elif kind == "s3fs":
+        import s3fs
+        fs = s3fs.S3FileSystem(key="k", secret="s",
+                               client_kwargs={"endpoint_url": args["endpoint"]})
+        started = time.perf_counter()
+        fs.get_file(args["path"], args["dest"])
+    elif kind == "boto3":
+        import boto3
+        client = boto3.client("s3", endpoint_url=args["endpoint"], aws_access_key_id="k",
+                              aws_secret_access_key="s", region_name="us-east-1")
+        bucket, key = args["path"].split("/", 1)
+        started = time.perf_counter()
+        client.download_file(bucket, key, args["dest"])
+    elif kind == "asyncassets":
+        import asyncio
+        from asyncassets.cache import CheckpointCache
+        cache = CheckpointCache(args["root"], part_size=args["part_size"],
+                                concurrency=args["concurrency"])
+        started = time.perf_counter()
+        args["dest"] = str(asyncio.run(cache.fetch(args["url"], progress=False,
+                                                   local_only=args.get("offline", False))))
+    elapsed = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": elapsed, "rss_kib": rss, "size": os.path.getsize(args["dest"])}))
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    size: int
+    seconds: float
+    rss_mib: float
+    requests: int
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.size / self.seconds / 1e6
+
+
+def run_contender(
+    kind: str, args: dict[str, object], proxy_stats: object | None
+) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ASYNCASSETS_NO_PROGRESS": "1"}
+    if proxy_stats is not None:
+        proxy_stats.reset()  # type: ignore[attr-defined]
+    out = subprocess.run(
+        [sys.executable, "-c", RUNNER, kind, json.dumps(args)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    data: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="CheckpointCache prefetch benchmark")
+    parser.add_argument("--size", default="1G", help="object size served over HTTP (1G)")
+    parser.add_argument("--s3-size", default="128M", help="object size on moto (128M)")
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--bandwidth-mb", type=float, default=50.0, help="MB/s per connection")
+    parser.add_argument("--part-size", default="16M")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--skip-s3", action="store_true")
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
+    opts = parser.parse_args()
+    size, s3_size = parse_size(opts.size), parse_size(opts.s3_size)
+    part_size = parse_size(opts.part_size)
+    proxy_kwargs = {"delay": opts.delay_ms / 1000, "bandwidth": opts.bandwidth_mb * 1e6}
+
+    work = Path(opts.workdir or tempfile.mkdtemp(prefix="prefetch-bench-"))
+    serve = work / "serve"
+    serve.mkdir(parents=True, exist_ok=True)
+    blob = serve / "model.bin"
+    print(f"writing {size / 2**20:.0f} MiB to {blob}", file=sys.stderr)
+    with open(blob, "wb") as fh:
+        chunk = os.urandom(16 * 2**20)
+        for offset in range(0, size, len(chunk)):
+            fh.write(chunk[: min(len(chunk), size - offset)])
+
+    procs: list[subprocess.Popen[bytes]] = []
+    results: list[Result] = []
+    try:
+        http_port = free_port()
+        procs.append(
+            subprocess.Popen([sys.executable, "-c", STATIC_SERVER, str(serve), str(http_port)])
+        )
+        wait_port(http_port, procs[-1])
+        with ThreadedDelayProxy(HOST, http_port, **proxy_kwargs) as proxy:
+            url = f"{proxy.url}/model.bin"
+
+            def http(name: str, kind: str, args: dict[str, object]) -> None:
+                print(f"running {name}", file=sys.stderr)
+                data = run_contender(kind, args, proxy.stats)
+                assert data["size"] == size, f"{name} wrote {data['size']} bytes, not {size}"
+                results.append(
+                    Result(
+                        name, size, data["seconds"], data["rss_kib"] / 1024, proxy.stats.requests
+                    )
+                )
+
+            dest = str(work / "out.bin")
+            http("fsspec HTTP get_file", "fsspec-http", {"url": url, "dest": dest})
+            os.unlink(dest)
+            if shutil.which("curl"):
+                http("curl -o", "curl", {"url": url, "dest": dest})
+                os.unlink(dest)
+            root = str(work / "cache")
+            cache_args = {
+                "url": url,
+                "root": root,
+                "part_size": part_size,
+                "concurrency": opts.concurrency,
+            }
+            http("asyncassets cold", "asyncassets", cache_args)
+            http("asyncassets cache hit", "asyncassets", cache_args)
+            http("asyncassets hit offline", "asyncassets", {**cache_args, "offline": True})
+            shutil.rmtree(root)
+
+        if not opts.skip_s3:
+            results.extend(run_s3(work, s3_size, proxy_kwargs))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print_table(results, opts)
+
+
+def run_s3(work: Path, size: int, proxy_kwargs: dict[str, float]) -> list[Result]:
+    import boto3
+
+    port = free_port()
+    moto = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    proc = subprocess.Popen(
+        [moto, "-H", HOST, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    results = []
+    try:
+        wait_port(port, proc)
+        endpoint = f"http://{HOST}:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="k",
+            aws_secret_access_key="s",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="bench")
+        print(f"uploading {size / 2**20:.0f} MiB to moto", file=sys.stderr)
+        client.put_object(Bucket="bench", Key="model.bin", Body=os.urandom(size))
+        with ThreadedDelayProxy(HOST, port, **proxy_kwargs) as proxy:
+            for name, kind in (
+                ("s3fs get_file (moto)", "s3fs"),
+                ("boto3 download_file (moto)", "boto3"),
+            ):
+                print(f"running {name}", file=sys.stderr)
+                dest = str(work / "s3-out.bin")
+                data = run_contender(
+                    kind,
+                    {"endpoint": proxy.url, "path": "bench/model.bin", "dest": dest},
+                    proxy.stats,
+                )
+                os.unlink(dest)
+                assert data["size"] == size
+                results.append(
+                    Result(
+                        name, size, data["seconds"], data["rss_kib"] / 1024, proxy.stats.requests
+                    )
+                )
+    finally:
+        proc.terminate()
+        proc.wait()
+    return results
+
+
+def print_table(results: list[Result], opts: argparse.Namespace) -> None:
+    base = next(r for r in results if r.name.startswith("fsspec"))
+    peers = [r for r in results if not r.name.startswith("asyncassets")]
+    # Peers on moto move a smaller object; they still count as peers for throughput.
+    fastest = max(peers, key=lambda r: r.mb_per_s)
+    print(
+        textwrap.dedent(
+            f"""
+            delay {opts.delay_ms:g} ms/request, {opts.bandwidth_mb:g} MB/s per connection;
+            asyncassets part size {opts.part_size}, {opts.concurrency} requests in flight;
+            fastest peer: {fastest.name}
+            """
+        ).strip()
+    )
+    header = (
+        f"| {'contender':<28} | {'size':>9} | {'time s':>7} | {'MB/s':>7} | "
+        f"{'x fsspec':>8} | {'x fastest':>9} | {'peak RSS MiB':>12} | {'requests':>8} |"
+    )
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for r in results:
+        if "hit" in r.name:  # nothing is transferred: time and requests are what count
+            speed, vs_base, vs_fastest = "-", "-", "-"
+        else:
+            speed = f"{r.mb_per_s:.1f}"
+            vs_base = f"{r.mb_per_s / base.mb_per_s:.2f}"
+            vs_fastest = f"{r.mb_per_s / fastest.mb_per_s:.2f}"
+        print(
+            f"| {r.name:<28} | {r.size / 2**20:>5.0f} MiB | {r.seconds:>7.3f} | {speed:>7} | "
+            f"{vs_base:>8} | {vs_fastest:>9} | {r.rss_mib:>12.1f} | {r.requests:>8} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
