@@ -508,3 +508,22 @@ async def test_in_memory_cards_do_not_share_the_callers_dicts() -> None:
     card = await AssetStore([provider]).retrieve_card("tiny")
     config["dim"] = 1
     assert card.field("model_config").field("dim").value == 8
+
+
+async def test_setting_default_env_before_first_use_applies_it() -> None:
+    provider = InMemoryAssetMetadataProvider(
+        [{"name": "tiny", "who": "plain"}, {"name": "tiny@aws", "who": "aws"}]
+    )
+    store = AssetStore([provider])
+    store.default_env = "aws"
+    assert (await store.retrieve_card("tiny")).field("who").value == "aws"
+
+
+async def test_refreshed_provider_serves_the_new_cards(write_cards: WriteCards) -> None:
+    root = write_cards({"m.yaml": "name: tiny\nwho: old\n"})
+    provider = FileAssetMetadataProvider(root)
+    store = AssetStore([provider])
+    assert (await store.retrieve_card("tiny")).field("who").value == "old"
+    write_cards({"m.yaml": "name: tiny\nwho: new\nextra: 1\n"})
+    await provider.refresh()
+    assert (await store.retrieve_card("tiny")).field("who").value == "new"
