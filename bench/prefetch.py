@@ -156,6 +156,9 @@ def main() -> None:
     parser.add_argument("--part-size", default="16M")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--skip-s3", action="store_true")
+    parser.add_argument(
+        "--only-asyncassets", action="store_true", help="skip the peers (for tuning runs)"
+    )
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     opts = parser.parse_args()
     size, s3_size = parse_size(opts.size), parse_size(opts.s3_size)
@@ -196,7 +199,7 @@ def main() -> None:
             dest = str(work / "out.bin")
             http("fsspec HTTP get_file", "fsspec-http", {"url": url, "dest": dest})
             os.unlink(dest)
-            if shutil.which("curl"):
+            if shutil.which("curl") and not opts.only_asyncassets:
                 http("curl -o", "curl", {"url": url, "dest": dest})
                 os.unlink(dest)
             root = str(work / "cache")
@@ -211,7 +214,7 @@ def main() -> None:
             http("asyncassets hit offline", "asyncassets", {**cache_args, "offline": True})
             shutil.rmtree(root)
 
-        if not opts.skip_s3:
+        if not (opts.skip_s3 or opts.only_asyncassets):
             results.extend(run_s3(work, s3_size, proxy_kwargs))
     finally:
         for proc in procs:

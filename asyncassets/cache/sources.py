@@ -121,6 +121,8 @@ class HTTPSource(Source):
             "timeout", aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
         )
         client_kwargs.setdefault("auto_decompress", False)
+        # A 64 KiB read buffer (aiohttp's default) makes many tiny chunks at high rates.
+        client_kwargs.setdefault("read_bufsize", 2**20)
         client_kwargs.setdefault("connector", aiohttp.TCPConnector(limit=0))
         self._session = aiohttp.ClientSession(**client_kwargs)
 
