@@ -325,6 +325,7 @@ class Script:
     """Faults for one path of a ``ScriptedServer``; counters run down as they are used.
 
     - ``status``: answer every GET/HEAD with this status (404, 403...).
+    - ``head_status``: answer HEAD with this status (405: a server without HEAD).
     - ``fail_first``: answer the first N GETs with 503.
     - ``reset_after``: for the first ``resets`` GETs, abort the connection after this many
       body bytes.
@@ -334,6 +335,7 @@ class Script:
     """
 
     status: int | None = None
+    head_status: int | None = None
     fail_first: int = 0
     reset_after: int | None = None
     resets: int = 0
@@ -378,6 +380,8 @@ class ScriptedServer:
         data = self.blobs.get(path)
         script = self.scripts.get(path, Script())
         status = 404 if data is None else script.status
+        if status is None and request.method == "HEAD":
+            status = script.head_status
         if status is None and request.method == "GET" and script.fail_first > 0:
             script.fail_first -= 1
             status = 503

@@ -92,7 +92,17 @@ async def test_forbidden_fails_at_once_naming_the_uri(
     url = scripted_http_server.put("secret.bin", payload, Script(status=403))
     with pytest.raises(AssetDownloadError, match=r"access denied.*secret.bin"):
         await cache.fetch(url)
-    assert scripted_http_server.stats.count("/secret.bin") == 1
+    # A refused HEAD is asked again as a one-byte GET (presigned URLs refuse HEAD); no retries.
+    assert scripted_http_server.stats.count("/secret.bin") == 2
+
+
+async def test_server_refusing_head_is_described_with_a_one_byte_get(
+    cache: CheckpointCache, scripted_http_server: ScriptedServer, payload: bytes
+) -> None:
+    url = scripted_http_server.put("nohead.bin", payload, Script(head_status=405))
+    path = await cache.fetch(url)
+    assert path.read_bytes() == payload
+    assert scripted_http_server.stats.bytes_for("/nohead.bin") == SIZE + 1
 
 
 async def test_error_message_never_shows_credentials(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,19 @@ async def test_default_root_follows_environment(
     monkeypatch.delenv("ASYNCASSETS_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert CheckpointCache().root == tmp_path / "xdg" / "asyncassets"
+
+
+async def test_s3_archive_is_extracted_and_then_served_from_the_cache(
+    cache: CheckpointCache, s3: tuple[Any, str, dict[str, Any]]
+) -> None:
+    fs, bucket, options = s3
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        info = tarfile.TarInfo("vocab.txt")
+        info.size = 5
+        tf.addfile(info, io.BytesIO(b"a b c"))
+    fs.pipe(f"{bucket}/tok.tar.gz", buffer.getvalue())
+    first = await cache.fetch(f"s3://{bucket}/tok.tar.gz", storage_options=options, extract=True)
+    second = await cache.fetch(f"s3://{bucket}/tok.tar.gz", storage_options=options, extract=True)
+    assert first == second
+    assert (first / "vocab.txt").read_bytes() == b"a b c"

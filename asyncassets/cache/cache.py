@@ -417,7 +417,7 @@ class CheckpointCache:
             size = await anyio.to_thread.run_sync(_tree_size, partial / "data" / name)
             record = EntryRecord(
                 uri=uri,
-                kind="dir" if extract else listing.kind,
+                kind=listing.kind,  # of the remote: revalidation asks for the same kind
                 name=name,
                 version_dir=f"v-{uuid.uuid4().hex[:12]}",
                 identity=listing.identity,

@@ -130,17 +130,27 @@ class HTTPSource(Source):
         async with self._session.head(
             self.uri, headers=self._headers, allow_redirects=True
         ) as resp:
+            if resp.status in (403, 405, 501):
+                # Some servers refuse HEAD (a presigned GET URL answers 403): ask for one byte.
+                identity = await self._describe_with_get()
+            elif resp.status >= 400:
+                raise _http_error(self.display, resp.status, resp.reason)
+            else:
+                identity = _identity_of_response(resp.headers, resp.headers.get("Content-Length"))
+        file = RemoteFile(path=self.uri, relpath=entry_name(self.uri), identity=identity)
+        return RemoteListing("file", identity, [file])
+
+    async def _describe_with_get(self) -> RemoteIdentity:
+        headers = {**self._headers, "Range": "bytes=0-0"}
+        async with self._session.get(self.uri, headers=headers) as resp:
             if resp.status >= 400:
                 raise _http_error(self.display, resp.status, resp.reason)
             length = resp.headers.get("Content-Length")
-            encoded = resp.headers.get("Content-Encoding", "identity") != "identity"
-            identity = RemoteIdentity(
-                size=int(length) if length is not None and not encoded else None,
-                etag=resp.headers.get("ETag"),
-                mtime=resp.headers.get("Last-Modified"),
-            )
-        file = RemoteFile(path=self.uri, relpath=entry_name(self.uri), identity=identity)
-        return RemoteListing("file", identity, [file])
+            if resp.status == 206:
+                match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+                length = match.group(3) if match and match.group(3) != "*" else None
+            resp.close()  # do not read a body that may be the whole object
+            return _identity_of_response(resp.headers, length)
 
     async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
         headers = {**self._headers, "Range": f"bytes={start}-{end - 1}"}
@@ -307,6 +317,15 @@ class FsspecSource(Source):
         session = getattr(self._fs, "_session", None)  # gcsfs, fsspec http
         if session is not None and hasattr(session, "close") and not session.closed:
             await session.close()
+
+
+def _identity_of_response(headers: Any, length: str | None) -> RemoteIdentity:
+    encoded = headers.get("Content-Encoding", "identity") != "identity"
+    return RemoteIdentity(
+        size=int(length) if length is not None and not encoded else None,
+        etag=headers.get("ETag"),
+        mtime=headers.get("Last-Modified"),
+    )
 
 
 def _identity_of(info: dict[str, Any]) -> RemoteIdentity:
