@@ -153,8 +153,10 @@ def main() -> None:
     parser.add_argument("--s3-size", default="128M", help="object size on moto (128M)")
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--bandwidth-mb", type=float, default=50.0, help="MB/s per connection")
-    parser.add_argument("--part-size", default="16M")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--part-size", default=None, help="default: the cache's (16M for HTTP)")
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="default: the cache's (32 for HTTP)"
+    )
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument(
         "--only-asyncassets", action="store_true", help="skip the peers (for tuning runs)"
@@ -162,7 +164,7 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     opts = parser.parse_args()
     size, s3_size = parse_size(opts.size), parse_size(opts.s3_size)
-    part_size = parse_size(opts.part_size)
+    part_size = parse_size(opts.part_size) if opts.part_size else None
     proxy_kwargs = {"delay": opts.delay_ms / 1000, "bandwidth": opts.bandwidth_mb * 1e6}
 
     work = Path(opts.workdir or tempfile.mkdtemp(prefix="prefetch-bench-"))
@@ -281,7 +283,8 @@ def print_table(results: list[Result], opts: argparse.Namespace) -> None:
         textwrap.dedent(
             f"""
             delay {opts.delay_ms:g} ms/request, {opts.bandwidth_mb:g} MB/s per connection;
-            asyncassets part size {opts.part_size}, {opts.concurrency} requests in flight;
+            asyncassets part size {opts.part_size or "default"}, \
+            {opts.concurrency or "default"} requests in flight;
             fastest peer: {fastest.name}
             """
         ).strip()

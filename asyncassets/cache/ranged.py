@@ -41,13 +41,12 @@ _WRITE_CHUNK = 2**20
 class TransferSettings:
     """How a download is cut and paced.
 
-    ``part_size`` None picks the source's default (16 MiB over HTTP, 8 MiB through fsspec);
-    ``concurrency`` is the number of requests in flight for one fetch (all files of a folder
-    share it).
+    ``part_size`` and ``concurrency`` (requests in flight for one fetch; all files of a
+    folder share them) None pick the source's defaults.
     """
 
     part_size: int | None = None
-    concurrency: int = 16
+    concurrency: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -254,7 +253,7 @@ async def _fetch_parts(
             await journal.save()
 
     async with anyio.create_task_group() as tg:
-        for _ in range(min(settings.concurrency, len(missing))):
+        for _ in range(min(settings.concurrency or 1, len(missing))):
             tg.start_soon(worker)
 
 
