@@ -279,12 +279,12 @@ def print_table(results: list[Result], opts: argparse.Namespace) -> None:
     peers = [r for r in results if not r.name.startswith("asyncassets")]
     # Peers on moto move a smaller object; they still count as peers for throughput.
     fastest = max(peers, key=lambda r: r.mb_per_s)
+    part, concurrency = opts.part_size or "default", opts.concurrency or "default"
     print(
         textwrap.dedent(
             f"""
             delay {opts.delay_ms:g} ms/request, {opts.bandwidth_mb:g} MB/s per connection;
-            asyncassets part size {opts.part_size or "default"}, \
-            {opts.concurrency or "default"} requests in flight;
+            asyncassets part size {part}, concurrency {concurrency};
             fastest peer: {fastest.name}
             """
         ).strip()
