@@ -9,12 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from servers import StaticServer, http_static_server
+from servers import StaticServer
 
 from asyncassets.cache import CheckpointCache
 from asyncassets.errors import AssetDownloadError
-
-__all__ = ["http_static_server"]
 
 
 @pytest.fixture

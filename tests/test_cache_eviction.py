@@ -7,11 +7,9 @@ from pathlib import Path
 
 import filelock
 import pytest
-from servers import StaticServer, http_static_server
+from servers import StaticServer
 
 from asyncassets.cache import CheckpointCache
-
-__all__ = ["http_static_server"]
 
 
 @pytest.fixture

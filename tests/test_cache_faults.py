@@ -7,12 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from servers import Script, ScriptedServer, scripted_http_server
+from servers import Script, ScriptedServer
 
 from asyncassets.cache import CheckpointCache, RetryPolicy
 from asyncassets.errors import AssetDownloadError, ChecksumMismatchError
-
-__all__ = ["scripted_http_server"]
 
 PART = 256 * 1024
 SIZE = 4 * PART + 999

@@ -13,11 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import Script, ScriptedServer, StaticServer, http_static_server, scripted_http_server
+from servers import Script, ScriptedServer, StaticServer
 
 from asyncassets.cache import CheckpointCache, RetryPolicy
-
-__all__ = ["http_static_server", "scripted_http_server"]
 
 PART = 128 * 1024
 REPO = Path(__file__).resolve().parents[1]

@@ -10,19 +10,10 @@ from typing import Any
 
 import fsspec
 import pytest
-from servers import (
-    StaticServer,
-    gcs_emulator,
-    gcs_storage_options,
-    http_static_server,
-    moto_server,
-    s3_storage_options,
-)
+from servers import StaticServer, gcs_storage_options, s3_storage_options
 
 from asyncassets.cache import CheckpointCache, RetryPolicy
 from asyncassets.errors import AssetDownloadError
-
-__all__ = ["gcs_emulator", "http_static_server", "moto_server"]
 
 FAST_RETRY = RetryPolicy(attempts=4, initial=0.01, maximum=0.05)
 PART = 256 * 1024
