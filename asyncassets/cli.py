@@ -79,9 +79,7 @@ def build_store(args: argparse.Namespace) -> AssetStore:
         os.environ["ASYNCASSETS_OFFLINE"] = "1"
     options = parse_storage_options(args.storage_option or [])
     if args.store:
-        providers = [
-            FileAssetMetadataProvider(url, storage_options=options) for url in args.store
-        ]
+        providers = [FileAssetMetadataProvider(url, storage_options=options) for url in args.store]
         return AssetStore(providers, default_env=args.env)
     store = create_default_store()
     store.default_env = args.env
@@ -99,7 +97,7 @@ async def cmd_list(store: AssetStore, args: argparse.Namespace) -> int:
         envs_of.setdefault(plain, [])
         if env:
             envs_of[plain].append(env)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for plain in sorted(envs_of):
         try:
             card = await store.retrieve_card(plain)
@@ -140,7 +138,12 @@ async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"name": card.name, "source": card.source, "chain": chain, "fields": card.to_dict()},
+                {
+                    "name": card.name,
+                    "source": card.source,
+                    "chain": chain,
+                    "fields": card.to_dict(),
+                },
                 indent=2,
                 default=str,
             )
@@ -184,6 +187,29 @@ async def cmd_check(store: AssetStore, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+async def cmd_watch(store: AssetStore, args: argparse.Namespace) -> int:
+    async with store.watching(debounce_ms=args.debounce_ms, poll_interval=args.poll_interval):
+        sources = ", ".join(p.source for p in store.providers_by_precedence())
+        print(f"watching {sources} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        async for event in store.changes():
+            parts = [
+                f"{label} {', '.join(sorted(names))}"
+                for label, names in (
+                    ("added", event.added),
+                    ("modified", event.modified),
+                    ("removed", event.removed),
+                )
+                if names
+            ]
+            if not parts and not event.problems:
+                parts.append("problems fixed")
+            stamp = event.time.astimezone().strftime("%H:%M:%S")
+            print(f"{stamp}  {'; '.join(parts) or 'problems'}", flush=True)
+            for problem in event.problems:
+                print(f"          problem: {problem}", flush=True)
+    return 0
+
+
 async def cmd_demo(store: AssetStore, args: argparse.Namespace) -> int:
     from asyncassets.demo import run_demo
 
@@ -196,6 +222,7 @@ COMMANDS: dict[str, Command] = {
     "list": cmd_list,
     "show": cmd_show,
     "check": cmd_check,
+    "watch": cmd_watch,
     "demo": cmd_demo,
 }
 
@@ -251,6 +278,12 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", parents=[common], help="report problems (exit 1 if any)")
     p.add_argument("--json", action="store_true", help="JSON output")
 
+    p = sub.add_parser("watch", parents=[common], help="print change events until Ctrl-C")
+    p.add_argument("--debounce-ms", type=int, default=50, help="quiet time after an edit")
+    p.add_argument(
+        "--poll-interval", type=float, default=None, help="seconds between remote listings"
+    )
+
     sub.add_parser("demo", parents=[common], help="a short tour on a temporary store")
     return parser
 
@@ -290,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"asyncassets: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        return 0 if args.command == "watch" else 130
 
 
 if __name__ == "__main__":

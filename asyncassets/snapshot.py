@@ -62,6 +62,8 @@ class SnapshotDiff:
     added: frozenset[str] = frozenset()
     modified: frozenset[str] = frozenset()
     removed: frozenset[str] = frozenset()
+    #: URLs of the files the refresh re-read or dropped.
+    files: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return bool(self.added or self.modified or self.removed)
@@ -194,7 +196,8 @@ class Snapshot:
         if any(path not in self._files for path in changed):
             files = dict(sorted(files.items()))
         new = Snapshot(self.source, files, by_name)
-        return new, diff_names(self, new, touched)
+        diff = diff_names(self, new, touched)
+        return new, SnapshotDiff(diff.added, diff.modified, diff.removed, frozenset(changed))
 
 
 def diff_names(old: Snapshot, new: Snapshot, names: Iterable[str]) -> SnapshotDiff:

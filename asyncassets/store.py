@@ -8,19 +8,31 @@ at the same time.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, SupportsIndex
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
 from asyncassets.card import AssetCard
 from asyncassets.envs import EnvResolver, default_env_resolvers, detect_env
-from asyncassets.errors import AssetCardError, AssetCardNotFoundError, AssetMetadataError
+from asyncassets.errors import (
+    AssetCardError,
+    AssetCardNotFoundError,
+    AssetError,
+    AssetMetadataError,
+)
+from asyncassets.events import ChangeEvent
 from asyncassets.names import InvalidNameError
 from asyncassets.problems import Problem, display_path
 from asyncassets.providers.base import AssetMetadataProvider
+from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.resolution import CardIndex, requested_envs, resolve_card
 from asyncassets.snapshot import CardEntry, Snapshot, SnapshotDiff
+from asyncassets.watch import DEFAULT_DEBOUNCE_MS, watch_provider
 
 __all__ = ["AssetStore"]
 
@@ -102,8 +114,8 @@ class AssetStore:
     ) -> None:
         self.metadata_providers = ProviderList(providers or (), self._invalidate)
         self.user_metadata_providers = ProviderList(user_providers or (), self._invalidate)
-        self.default_env = default_env
-        self.env_resolvers = (
+        self._default_env = default_env
+        self._env_resolvers = (
             list(env_resolvers) if env_resolvers is not None else default_env_resolvers()
         )
         self._cache = cache
@@ -114,12 +126,35 @@ class AssetStore:
         self._by_envs: dict[tuple[str, tuple[str, ...]], AssetCard] = {}
         self._lock: anyio.Lock | None = None
         self._listening: set[int] = set()
+        self._subscribers: set[MemoryObjectSendStream[ChangeEvent]] = set()
+        self._files_with_problems: set[str] = set()
 
     # -- providers and envs
 
     def providers_by_precedence(self) -> list[AssetMetadataProvider]:
         """Every provider, highest precedence first."""
         return [*reversed(self.user_metadata_providers), *reversed(self.metadata_providers)]
+
+    @property
+    def default_env(self) -> str | None:
+        """The detected environment, when set; changing it applies to the next lookup."""
+        return self._default_env
+
+    @default_env.setter
+    def default_env(self, value: str | None) -> None:
+        self._default_env = value
+        self._envs = None
+        self._invalidate()
+
+    @property
+    def env_resolvers(self) -> list[EnvResolver]:
+        return self._env_resolvers
+
+    @env_resolvers.setter
+    def env_resolvers(self, value: Sequence[EnvResolver]) -> None:
+        self._env_resolvers = list(value)
+        self._envs = None
+        self._invalidate()
 
     @property
     def active_envs(self) -> tuple[str, ...]:
@@ -136,6 +171,28 @@ class AssetStore:
 
     def _on_swap(self, provider: Any, snapshot: Snapshot, diff: SnapshotDiff) -> None:
         self._invalidate()
+        if not self._subscribers or (not diff.files and not diff):
+            return
+        problems = tuple(
+            p for f in sorted(diff.files) if (r := snapshot.files.get(f)) for p in r.problems
+        )
+        if diff or problems or diff.files & self._files_with_problems:
+            self._publish(
+                ChangeEvent(diff.added, diff.modified, diff.removed, problems, provider.source)
+            )
+        self._files_with_problems -= diff.files
+        self._files_with_problems |= {p.file for p in problems if p.file}
+
+    def _publish(self, event: ChangeEvent) -> None:
+        for stream in list(self._subscribers):
+            try:
+                stream.send_nowait(event)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._subscribers.discard(stream)
+
+    def _on_watch_error(self, provider: AssetMetadataProvider, exc: BaseException) -> None:
+        problem = Problem("watch", f"cannot refresh: {exc}", provider.source)
+        self._publish(ChangeEvent(problems=(problem,), source=provider.source))
 
     # -- loading
 
@@ -157,6 +214,8 @@ class AssetStore:
             self._lock = anyio.Lock()
         async with self._lock:
             pending = [p for p in providers if not p.loaded]
+            if not pending:
+                return  # another task loaded them while this one waited
             errors: list[BaseException] = []
 
             async def load_one(provider: AssetMetadataProvider) -> None:
@@ -186,8 +245,10 @@ class AssetStore:
         index = self._index
         if index is None:
             await self.load()
-            index = CardIndex([p.snapshot for p in self.providers_by_precedence()])
-            self._index = index
+            index = self._index  # another task may have built it while this one waited
+            if index is None:
+                index = CardIndex([p.snapshot for p in self.providers_by_precedence()])
+                self._index = index
         return index
 
     # -- cards
@@ -253,6 +314,69 @@ class AssetStore:
         problems.extend(_shadowing_problems(index))
         problems.extend(_base_problems(index))
         return problems
+
+    # -- watching
+
+    @asynccontextmanager
+    async def watching(
+        self,
+        *,
+        debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+        force_polling: bool | None = None,
+        poll_interval: float | None = None,
+    ) -> AsyncIterator[AssetStore]:
+        """Keep every provider fresh while the block runs; stop every watcher on exit.
+
+        Local folders are watched with watchfiles (``debounce_ms`` of quiet after the last
+        event, ``force_polling`` for network file systems); remote folders are re-listed
+        every ``poll_interval`` seconds (a provider's own ``poll_interval`` wins; default
+        10 s). A file that fails to parse keeps its last good cards; the problem arrives
+        as a :class:`ChangeEvent` from :meth:`changes`.
+
+        >>> async with store.watching():
+        ...     async for event in store.changes():
+        ...         print(event.modified)
+        """
+        await self.load()
+        async with anyio.create_task_group() as tg:
+            for provider in self.providers_by_precedence():
+                await tg.start(
+                    partial(
+                        watch_provider,
+                        provider,
+                        debounce_ms=debounce_ms,
+                        force_polling=force_polling,
+                        poll_interval=poll_interval,
+                        on_error=self._on_watch_error,
+                    )
+                )
+            # Catch up with edits made between loading and the watchers starting.
+            for provider in self.providers_by_precedence():
+                if isinstance(provider, FileAssetMetadataProvider) and provider.is_local:
+                    try:
+                        await provider.refresh()
+                    except AssetError as exc:
+                        self._on_watch_error(provider, exc)
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def changes(self) -> AsyncIterator[ChangeEvent]:
+        """Every :class:`ChangeEvent` from now on (each subscriber gets every event).
+
+        Events arrive while :meth:`watching` runs, or after any explicit
+        ``provider.refresh()``.
+        """
+        send, receive = anyio.create_memory_object_stream[ChangeEvent](math.inf)
+        self._subscribers.add(send)
+        try:
+            async with receive:
+                async for event in receive:
+                    yield event
+        finally:
+            self._subscribers.discard(send)
+            send.close()
 
     # -- prefetch
 

@@ -527,3 +527,23 @@ async def test_refreshed_provider_serves_the_new_cards(write_cards: WriteCards) 
     write_cards({"m.yaml": "name: tiny\nwho: new\nextra: 1\n"})
     await provider.refresh()
     assert (await store.retrieve_card("tiny")).field("who").value == "new"
+
+
+async def test_concurrent_first_calls_get_the_same_cached_card(
+    counting_provider: CountingProvider,
+) -> None:
+    store = AssetStore([counting_provider])
+    cards = await retrieve_concurrently(store, "tiny", 100)
+    assert all(card is cards[0] for card in cards)
+    assert await store.retrieve_card("tiny") is cards[0]
+
+
+async def test_setting_default_env_after_first_use_applies_to_later_calls() -> None:
+    provider = InMemoryAssetMetadataProvider(
+        [{"name": "tiny", "who": "plain"}, {"name": "tiny@aws", "who": "aws"}]
+    )
+    store = AssetStore([provider])
+    assert (await store.retrieve_card("tiny")).field("who").value == "plain"
+    store.default_env = "aws"
+    assert store.active_envs == ("user", "aws")
+    assert (await store.retrieve_card("tiny")).field("who").value == "aws"

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 
 from asyncassets.errors import AssetSourceNotFoundError
+from asyncassets.parsing import is_card_file
 from asyncassets.providers.base import SnapshotProvider
 from asyncassets.providers.local import file_url, list_local_cards, read_local_cards
 from asyncassets.snapshot import FileRecord
@@ -81,19 +82,45 @@ class FileAssetMetadataProvider(SnapshotProvider):
             source = self._remote.url
         super().__init__(source)
 
-    async def _read_all(self) -> list[FileRecord]:
+    async def _list(self) -> dict[str, str | None]:
+        """``{path: version}`` of every card file (object paths when remote)."""
         try:
             if self._remote is not None:
-                return await self._remote.read_all(self._source)
+                return await self._remote.list_objects()
             assert self.path is not None
-            listing = await anyio.to_thread.run_sync(list_local_cards, self.path)
+            return dict(await anyio.to_thread.run_sync(list_local_cards, self.path))
         except AssetSourceNotFoundError as exc:
             if not self.missing_ok:
                 raise
-            if self.warn_missing:
+            if self.warn_missing and not self._loaded:
                 logger.warning("%s; no cards from there", exc)
-            return []
-        return await self._read_local(list(listing.items()))
+            return {}
+
+    async def _read(self, items: list[tuple[str, str | None]]) -> list[FileRecord]:
+        if self._remote is not None:
+            return await self._remote.read(items, self._source)
+        return await self._read_local(items)
+
+    def _url(self, path: str) -> str:
+        return self._remote.object_url(path) if self._remote is not None else file_url(path)
+
+    async def _read_all(self) -> list[FileRecord]:
+        return await self._read(list((await self._list()).items()))
+
+    async def _changed_files(self) -> dict[str, FileRecord | None]:
+        """One listing; only files whose version differs from the snapshot are re-read."""
+        listing = await self._list()
+        known = self._snapshot.files
+        urls = {self._url(path): (path, version) for path, version in listing.items()}
+        changed: dict[str, FileRecord | None] = {url: None for url in known if url not in urls}
+        stale = [
+            (path, version)
+            for url, (path, version) in urls.items()
+            if url not in known or version is None or known[url].version != version
+        ]
+        for record in await self._read(stale):
+            changed[record.file] = record
+        return changed
 
     async def _read_local(self, items: list[tuple[str, str | None]]) -> list[FileRecord]:
         limiter = anyio.CapacityLimiter(LOCAL_THREADS)
@@ -136,6 +163,8 @@ def _expand_local_paths(paths: list[str], known: list[str]) -> tuple[dict[str, s
         under = [f for f in known if f == url or f.startswith(url + "/")]
         if not local.exists():
             gone.extend(under)
+            continue
+        if local.is_file() and not is_card_file(local.name):
             continue
         listing = list_local_cards(local)
         present.update(listing)

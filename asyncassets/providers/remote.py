@@ -18,7 +18,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from asyncassets.errors import AssetMetadataError, AssetSourceNotFoundError
@@ -106,10 +107,10 @@ class RemoteCardFolder:
             self._fs = fs
         return self._fs
 
-    async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(ATTEMPTS),
-            wait=wait_exponential_jitter(initial=0.1, max=2.0),
+            wait=wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1),
             retry=retry_if_exception(is_transient),
             reraise=True,
         ):
@@ -127,7 +128,7 @@ class RemoteCardFolder:
             return dict(await anyio.to_thread.run_sync(lambda: fs.find(self.root, detail=True)))
 
         try:
-            found = await self._retry(f"list {self.url}", find)
+            found = await self._retry(find)
         except FileNotFoundError:
             raise AssetSourceNotFoundError(
                 f"card folder {self.url} does not exist (no such bucket or prefix)",
@@ -150,7 +151,7 @@ class RemoteCardFolder:
         return {
             path: object_version(info)
             for path, info in found.items()
-            if info.get("type", "file") != "directory" and is_card_file(path)
+            if info.get("type", "file") != "directory" and is_card_file(path) and not _hidden(path)
         }
 
     async def _exists(self) -> bool:
@@ -184,7 +185,7 @@ class RemoteCardFolder:
             url = self.object_url(path)
             async with limiter:
                 try:
-                    data = await self._retry(f"read {url}", lambda: cat(path))
+                    data = await self._retry(lambda: cat(path))
                 except FileNotFoundError:
                     return
                 except Exception as exc:
@@ -224,3 +225,8 @@ class RemoteCardFolder:
 
 def _parse(batch: list[tuple[str, bytes, str | None]], source: str) -> list[FileRecord]:
     return parse_batch(batch, source=source)
+
+
+def _hidden(path: str) -> bool:
+    """Hidden files and anything under a hidden folder (``.git/``), as locally."""
+    return any(part.startswith(".") for part in path.split("/"))
