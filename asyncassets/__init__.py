@@ -5,6 +5,8 @@
 >>> card = await asset_store.retrieve_card("llama3_2_1b")
 """
 
+from typing import TYPE_CHECKING
+
 from asyncassets.card import AssetCard, AssetCardField
 from asyncassets.defaults import create_default_store
 from asyncassets.errors import (
@@ -26,6 +28,9 @@ from asyncassets.providers import (
     PackageAssetMetadataProvider,
 )
 from asyncassets.store import AssetStore
+
+if TYPE_CHECKING:
+    from asyncassets.cache import CheckpointCache
 
 __all__ = [
     "AssetCard",

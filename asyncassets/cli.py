@@ -210,6 +210,93 @@ async def cmd_watch(store: AssetStore, args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_size(text: str) -> int:
+    """``50G``, ``512M``, ``1.5T``, ``1000`` -> bytes (powers of 1024)."""
+    units = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (raw[:-1], raw[-1]) if raw and raw[-1] in units else (raw, "")
+    try:
+        size = float(number) * units[unit]
+    except ValueError:
+        raise UsageError(f"not a size: {text!r} (try 50G, 512M)") from None
+    if size < 0:
+        raise UsageError(f"a size must not be negative: {text!r}")
+    return int(size)
+
+
+def format_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+async def cmd_prefetch(store: AssetStore, args: argparse.Namespace) -> int:
+    limiter = anyio.Semaphore(max(1, args.jobs))
+    failures: list[str] = []
+
+    async def one(name: str) -> None:
+        async with limiter:
+            try:
+                path = await store.prefetch(name, field=args.field, force=args.force)
+            except AssetError as exc:
+                failures.append(f"{name}: {exc}")
+                return
+            print(f"{name}\t{path}", flush=True)
+
+    async with anyio.create_task_group() as tg:
+        for name in args.names:
+            tg.start_soon(one, name)
+    for failure in failures:
+        print(f"asyncassets: error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
+    cache = store.cache
+    if args.cache_command == "ls":
+        entries = cache.entries()
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {
+                            "key": e.key,
+                            "uri": e.uri,
+                            "size": e.size,
+                            "last_used": e.last_used,
+                            "complete": e.complete,
+                            "path": str(e.path) if e.path else None,
+                        }
+                        for e in entries
+                    ],
+                    indent=2,
+                )
+            )
+            return 0
+        from datetime import datetime
+
+        for e in entries:
+            used = datetime.fromtimestamp(e.last_used).strftime("%Y-%m-%d %H:%M")
+            state = "" if e.complete else "  (partial)"
+            print(f"{e.key}  {format_size(e.size):>10}  {used}  {e.uri}{state}")
+        total = sum(e.size for e in entries)
+        print(f"{len(entries)} entries, {format_size(total)} in {cache.root}", file=sys.stderr)
+        return 0
+    if args.cache_command == "prune":
+        limit = parse_size(args.max_size) if args.max_size is not None else None
+        removed = await cache.prune(limit)
+        for e in removed:
+            print(f"removed {e.uri} ({format_size(e.size)})")
+        print(f"{len(removed)} entries removed", file=sys.stderr)
+        return 0
+    if not await cache.remove(args.uri):
+        raise UsageError(f"{args.uri} is not in the cache")
+    print(f"removed {args.uri}")
+    return 0
+
+
 async def cmd_demo(store: AssetStore, args: argparse.Namespace) -> int:
     from asyncassets.demo import run_demo
 
@@ -223,6 +310,8 @@ COMMANDS: dict[str, Command] = {
     "show": cmd_show,
     "check": cmd_check,
     "watch": cmd_watch,
+    "prefetch": cmd_prefetch,
+    "cache": cmd_cache,
     "demo": cmd_demo,
 }
 
@@ -283,6 +372,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--poll-interval", type=float, default=None, help="seconds between remote listings"
     )
+
+    p = sub.add_parser("prefetch", parents=[common], help="fetch cards' checkpoints")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--field", default="checkpoint", help="the field holding the URI")
+    p.add_argument("--jobs", type=int, default=4, help="cards fetched at once")
+    p.add_argument("--force", action="store_true", help="download again even when cached")
+
+    p = sub.add_parser("cache", parents=[common], help="inspect and trim the local cache")
+    cache_sub = p.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    q = cache_sub.add_parser("ls", parents=[common], help="entries, URIs, sizes, last use")
+    q.add_argument("--json", action="store_true", help="JSON output")
+    q = cache_sub.add_parser("prune", parents=[common], help="evict least recently used")
+    q.add_argument("--max-size", metavar="SIZE", help="keep at most SIZE (e.g. 50G)")
+    q = cache_sub.add_parser("rm", parents=[common], help="remove one URI's entry")
+    q.add_argument("uri", metavar="URI")
 
     sub.add_parser("demo", parents=[common], help="a short tour on a temporary store")
     return parser

@@ -12,6 +12,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any, SupportsIndex
 
 import anyio
@@ -388,6 +389,56 @@ class AssetStore:
 
             self._cache = CheckpointCache()
         return self._cache
+
+    async def prefetch(
+        self,
+        name: str,
+        *,
+        field: str = "checkpoint",
+        force: bool = False,
+        local_only: bool = False,
+        progress: bool = True,
+        extract: bool = False,
+    ) -> Path:
+        """Bring the file or folder that card ``name``'s ``field`` points to into the local
+        cache and return its local path (a local path is returned as it is).
+
+        The card's ``checksum: sha256:<hex>`` field, when present, is verified. A remote
+        URI in the same protocol as the card store that defines the card is fetched with
+        that store's storage options (credentials, endpoint).
+        """
+        card = await self.retrieve_card(name)
+        uri = card.field(field).as_uri()
+        checksum = card.field("checksum")
+        sha256 = checksum.as_(str) if checksum.exists() else None
+        if sha256 is not None and not sha256.startswith("sha256:"):
+            raise AssetCardError(
+                f"card '{card.name}': field 'checksum' must read 'sha256:<hex>', not {sha256!r}",
+                name=card.name,
+                field="checksum",
+            )
+        path: Path = await self.cache.fetch(
+            uri,
+            sha256=sha256,
+            force=force,
+            local_only=local_only,
+            progress=progress,
+            storage_options=self._storage_options_for(card.field_source(field), uri),
+            extract=extract,
+        )
+        return path
+
+    def _storage_options_for(self, card_file: str, uri: str) -> dict[str, Any] | None:
+        protocol = uri.partition("://")[0]
+        for provider in self.providers_by_precedence():
+            if (
+                isinstance(provider, FileAssetMetadataProvider)
+                and not provider.is_local
+                and card_file.startswith(provider.source)
+                and provider.source.partition("://")[0] == protocol
+            ):
+                return dict(provider.storage_options)
+        return None
 
     # -- lifetime
 
