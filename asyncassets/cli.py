@@ -239,7 +239,9 @@ async def cmd_prefetch(store: AssetStore, args: argparse.Namespace) -> int:
     async def one(name: str) -> None:
         async with limiter:
             try:
-                path = await store.prefetch(name, field=args.field, force=args.force)
+                path = await store.prefetch(
+                    name, field=args.field, force=args.force, local_only=args.offline
+                )
             except AssetError as exc:
                 failures.append(f"{name}: {exc}")
                 return

@@ -390,6 +390,10 @@ class AssetStore:
             self._cache = CheckpointCache()
         return self._cache
 
+    @cache.setter
+    def cache(self, cache: Any) -> None:
+        self._cache = cache
+
     async def prefetch(
         self,
         name: str,
