@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Set
 from typing import Any, TypeVar, cast, overload
 
 from asyncassets.errors import AssetCardError
-from asyncassets.frozen import thaw
+from asyncassets.frozen import thaw, type_name
 
 __all__ = ["AssetCard", "AssetCardField"]
 
@@ -189,7 +189,7 @@ class AssetCardField:
             if isinstance(value, k):
                 return value
         names = " or ".join(getattr(k, "__name__", repr(k)) for k in kinds)
-        raise self._error(f"must be {names}, not {type(value).__name__} ({value!r})")
+        raise self._error(f"must be {names}, not {type_name(value)} ({thaw(value)!r})")
 
     def as_one_of(self, allowed: Set[str]) -> str:
         """The value, which must be one of the strings in ``allowed``."""

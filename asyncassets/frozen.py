@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EMPTY", "freeze", "thaw"]
+__all__ = ["EMPTY", "freeze", "thaw", "type_name"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -31,3 +31,12 @@ def thaw(value: Any) -> Any:
     if isinstance(value, tuple):
         return [thaw(v) for v in value]
     return value
+
+
+def type_name(value: Any) -> str:
+    """The name of a (frozen) value's type as the YAML author wrote it: list, dict, str..."""
+    if isinstance(value, tuple):
+        return "list"
+    if isinstance(value, Mapping):
+        return "dict"
+    return type(value).__name__

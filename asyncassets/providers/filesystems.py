@@ -9,6 +9,7 @@ client session" warning is left behind.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ def default_storage_options(
     concurrency (aiobotocore's default pool holds 10). GCS: ``$STORAGE_EMULATOR_HOST``
     as the endpoint (with anonymous access).
     """
-    merged = dict(options)
+    merged = copy.deepcopy(dict(options))
     if protocol in ("s3", "s3a"):
         client_kwargs = dict(merged.get("client_kwargs") or {})
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -42,6 +43,9 @@ def default_storage_options(
             merged["client_kwargs"] = client_kwargs
         config_kwargs = dict(merged.get("config_kwargs") or {})
         config_kwargs.setdefault("max_pool_connections", max(max_concurrency, 10))
+        # We retry with backoff ourselves; botocore's own 5 attempts on top of ours would
+        # keep a dead endpoint waiting for half a minute.
+        config_kwargs.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
         merged["config_kwargs"] = config_kwargs
     elif protocol in ("gs", "gcs"):
         emulator = os.environ.get("STORAGE_EMULATOR_HOST")
@@ -61,14 +65,17 @@ def _key(protocol: str, options: Mapping[str, Any]) -> _Key:
     return (loop, protocol, json.dumps(options, sort_keys=True, default=repr))
 
 
-async def acquire_filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
-    """The shared filesystem for (running loop, protocol, options); open its session."""
+async def acquire_filesystem(protocol: str, options: Mapping[str, Any]) -> tuple[Any, _Key]:
+    """The shared filesystem for (running loop, protocol, options), its session open, and
+    the key to hand back to :func:`release_filesystem`."""
     key = _key(protocol, options)
     if key in _pool:
         fs, users = _pool[key]
         _pool[key] = (fs, users + 1)
-        return fs
+        return fs, key
     cls = fsspec.get_filesystem_class(protocol)
+    # botocore edits nested option dicts in place: give the filesystem its own copy.
+    options = copy.deepcopy(dict(options))
     if issubclass(cls, AsyncFileSystem):
         fs = cls(asynchronous=True, skip_instance_cache=True, **options)
         for opener in ("set_session", "_set_session"):
@@ -81,14 +88,13 @@ async def acquire_filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
         await _close(fs)
         fs, users = _pool[key]
         _pool[key] = (fs, users + 1)
-        return fs
+        return fs, key
     _pool[key] = (fs, 1)
-    return fs
+    return fs, key
 
 
-async def release_filesystem(protocol: str, options: Mapping[str, Any], fs: Any) -> None:
+async def release_filesystem(key: _Key, fs: Any) -> None:
     """Drop one use of ``fs``; the last use closes its sessions."""
-    key = _key(protocol, options)
     entry = _pool.get(key)
     if entry is None or entry[0] is not fs:
         await _close(fs)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from asyncassets.errors import AssetSourceNotFoundError
-from asyncassets.parsing import is_card_file, parse_card_file
+from asyncassets.parsing import is_card_file, parse_card_file, paused_gc
 from asyncassets.problems import Problem
 from asyncassets.snapshot import FileRecord
 
@@ -61,16 +61,19 @@ def list_local_cards(root: Path) -> dict[str, str]:
 
 def read_local_cards(paths: list[tuple[str, str | None]], source: str) -> list[FileRecord]:
     """Read and parse ``paths`` (``(path, version)``) in one go; errors become problems."""
-    records = []
-    for path, version in paths:
-        url = file_url(path)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            problem = Problem("read", f"cannot read card file: {reason}", source, url)
-            records.append(FileRecord(url, (), (problem,), version))
-            continue
-        records.append(parse_card_file(data, file=url, source=source, version=version))
+    records: list[FileRecord] = []
+    with paused_gc():
+        records.extend(_read_and_parse(path, version, source) for path, version in paths)
     return records
+
+
+def _read_and_parse(path: str, version: str | None, source: str) -> FileRecord:
+    url = file_url(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        problem = Problem("read", f"cannot read card file: {reason}", source, url)
+        return FileRecord(url, (), (problem,), version)
+    return parse_card_file(data, file=url, source=source, version=version)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -88,6 +89,7 @@ class RemoteCardFolder:
         self.storage_options = default_storage_options(protocol, storage_options, max_concurrency)
         self.max_concurrency = max_concurrency
         self._fs: Any = None
+        self._fs_key: Any = None
         self._cat_kwargs: dict[str, Any] = {}
 
     def object_url(self, path: str) -> str:
@@ -97,7 +99,7 @@ class RemoteCardFolder:
 
     async def filesystem(self) -> Any:
         if self._fs is None:
-            fs = await acquire_filesystem(self.protocol, self.storage_options)
+            fs, self._fs_key = await acquire_filesystem(self.protocol, self.storage_options)
             if fs.async_impl:
                 # s3fs sends a HEAD before every GET when it may split the read; card
                 # files are small, so ask for one plain GET.
@@ -168,12 +170,13 @@ class RemoteCardFolder:
         return await self.read(list(listing.items()), source)
 
     async def read(self, items: list[tuple[str, str | None]], source: str) -> list[FileRecord]:
-        """Fetch ``items`` (``(path, version)``) concurrently and parse them. An object that
+        """Fetch ``items`` (``(path, version)``) concurrently and parse them in batches as
+        they arrive (one worker thread), so parsing overlaps the network. An object that
         cannot be read becomes a problem; one that vanished since the listing is skipped."""
         fs = await self.filesystem()
         limiter = anyio.Semaphore(self.max_concurrency)
-        fetched: list[tuple[str, bytes, str | None]] = []
         records: list[FileRecord] = []
+        send, receive = anyio.create_memory_object_stream[tuple[str, bytes, str | None]](math.inf)
 
         async def cat(path: str) -> bytes:
             if fs.async_impl:
@@ -195,14 +198,30 @@ class RemoteCardFolder:
                     )
                     records.append(FileRecord(url, (), (problem,), version))
                     return
-            fetched.append((url, data, version))
+            send.send_nowait((url, data, version))
+
+        async def fetch_all() -> None:
+            async with send, anyio.create_task_group() as fetchers:
+                for path, version in items:
+                    fetchers.start_soon(fetch, path, version)
+
+        async def parse_arrivals() -> None:
+            batch: list[tuple[str, bytes, str | None]] = []
+            async with receive:
+                async for item in receive:
+                    batch.append(item)
+                    # Take whatever else has arrived, up to a batch, before one thread hop.
+                    while len(batch) < PARSE_BATCH:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    records.extend(await anyio.to_thread.run_sync(_parse, batch, source))
+                    batch = []
 
         async with anyio.create_task_group() as tg:
-            for path, version in items:
-                tg.start_soon(fetch, path, version)
-        for start in range(0, len(fetched), PARSE_BATCH):
-            batch = fetched[start : start + PARSE_BATCH]
-            records.extend(await anyio.to_thread.run_sync(_parse, batch, source))
+            tg.start_soon(fetch_all)
+            tg.start_soon(parse_arrivals)
         return records
 
     async def read_paths(self, paths: list[str], source: str) -> dict[str, FileRecord | None]:
@@ -220,7 +239,7 @@ class RemoteCardFolder:
     async def aclose(self) -> None:
         fs, self._fs = self._fs, None
         if fs is not None:
-            await release_filesystem(self.protocol, self.storage_options, fs)
+            await release_filesystem(self._fs_key, fs)
 
 
 def _parse(batch: list[tuple[str, bytes, str | None]], source: str) -> list[FileRecord]:
