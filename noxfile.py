@@ -32,7 +32,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against the baselines they name; they print tables and never fail."""
     session.install("-e", ".[test]")
-    scripts = session.posargs or ["lookup"]
+    scripts = session.posargs or ["lookup", "remote_load", "reload", "prefetch"]
     for script in scripts:
         session.run("python", f"bench/{script}.py")
 
