@@ -61,6 +61,34 @@ async def watch_local(
     again.
     """
     assert provider.path is not None, "watch_local needs a local provider"
+    # watchfiles waits for changes in a worker thread that a cancellation cannot interrupt;
+    # without a stop event it only notices after rust_timeout (5 s), so leaving watching()
+    # would hang for up to 5 s. A sibling task sets the event as soon as we are cancelled.
+    stop = anyio.Event()
+
+    async def stop_when_cancelled() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stop.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stop_when_cancelled)
+        await _watch_until_stopped(
+            provider, debounce_ms, force_polling, on_error, task_status, stop
+        )
+        tg.cancel_scope.cancel()
+
+
+async def _watch_until_stopped(
+    provider: FileAssetMetadataProvider,
+    debounce_ms: int,
+    force_polling: bool | None,
+    on_error: ErrorHandler | None,
+    task_status: TaskStatus[None],
+    stop: anyio.Event,
+) -> None:
+    assert provider.path is not None
     root = provider.path
     started = False
     while True:
@@ -76,6 +104,7 @@ async def watch_local(
             recursive=recursive,
             force_polling=force_polling,
             ignore_permission_denied=True,
+            stop_event=stop,
         )
         if not started:
             started = True
