@@ -21,6 +21,8 @@ logger = logging.getLogger("asyncassets.watch.local")
 
 #: Quiet time after the last file event before a refresh (editors write in bursts).
 DEFAULT_DEBOUNCE_MS = 50
+#: Seconds between catch-up listings when ``force_polling`` is on.
+POLLING_CATCH_UP = 2.0
 
 ErrorHandler = Callable[[FileAssetMetadataProvider, BaseException], None]
 
@@ -74,10 +76,22 @@ async def watch_local(
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(stop_when_cancelled)
+        if force_polling:
+            tg.start_soon(_catch_up, provider, on_error)
         await _watch_until_stopped(
             provider, debounce_ms, force_polling, on_error, task_status, stop
         )
         tg.cancel_scope.cancel()
+
+
+async def _catch_up(provider: FileAssetMetadataProvider, on_error: ErrorHandler | None) -> None:
+    """While polling, re-list every :data:`POLLING_CATCH_UP` seconds: notify's poller
+    compares mtimes to the second, so a second save within the same second goes unseen;
+    our listing compares mtime in nanoseconds and size, and re-reads only what differs."""
+    while True:
+        await anyio.sleep(POLLING_CATCH_UP)
+        if provider.path is not None and provider.path.exists():
+            await _refresh(provider, None, on_error)
 
 
 async def _watch_until_stopped(
@@ -130,8 +144,9 @@ async def _watch_until_stopped(
 
 
 async def _refresh(
-    provider: FileAssetMetadataProvider, paths: list[str], on_error: ErrorHandler | None
+    provider: FileAssetMetadataProvider, paths: list[str] | None, on_error: ErrorHandler | None
 ) -> None:
+    """Refresh ``paths`` (None: re-list everything); failures go to ``on_error``."""
     try:
         await provider.refresh(paths)
     except Exception as exc:
