@@ -113,8 +113,8 @@ class AssetStore:
         cache: Any = None,
         strict: bool = False,
     ) -> None:
-        self.metadata_providers = ProviderList(providers or (), self._invalidate)
-        self.user_metadata_providers = ProviderList(user_providers or (), self._invalidate)
+        self._system = ProviderList(providers or (), self._invalidate)
+        self._user = ProviderList(user_providers or (), self._invalidate)
         self._default_env = default_env
         self._env_resolvers = (
             list(env_resolvers) if env_resolvers is not None else default_env_resolvers()
@@ -131,6 +131,26 @@ class AssetStore:
         self._files_with_problems: set[str] = set()
 
     # -- providers and envs
+
+    @property
+    def metadata_providers(self) -> ProviderList:
+        """System providers, lowest precedence first; append to register a store."""
+        return self._system
+
+    @metadata_providers.setter
+    def metadata_providers(self, providers: Iterable[AssetMetadataProvider]) -> None:
+        self._system = ProviderList(providers, self._invalidate)
+        self._invalidate()
+
+    @property
+    def user_metadata_providers(self) -> ProviderList:
+        """User providers (consulted before system ones), lowest precedence first."""
+        return self._user
+
+    @user_metadata_providers.setter
+    def user_metadata_providers(self, providers: Iterable[AssetMetadataProvider]) -> None:
+        self._user = ProviderList(providers, self._invalidate)
+        self._invalidate()
 
     def providers_by_precedence(self) -> list[AssetMetadataProvider]:
         """Every provider, highest precedence first."""

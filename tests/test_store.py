@@ -547,3 +547,12 @@ async def test_setting_default_env_after_first_use_applies_to_later_calls() -> N
     store.default_env = "aws"
     assert store.active_envs == ("user", "aws")
     assert (await store.retrieve_card("tiny")).field("who").value == "aws"
+
+
+async def test_assigning_a_new_provider_list_replaces_the_served_cards() -> None:
+    store = AssetStore([InMemoryAssetMetadataProvider([{"name": "tiny", "v": 1}])])
+    assert (await store.retrieve_card("tiny")).field("v").value == 1
+    store.metadata_providers = [InMemoryAssetMetadataProvider([{"name": "tiny", "v": 2}])]
+    assert (await store.retrieve_card("tiny")).field("v").value == 2
+    store.metadata_providers.append(InMemoryAssetMetadataProvider([{"name": "tiny", "v": 3}]))
+    assert (await store.retrieve_card("tiny")).field("v").value == 3
