@@ -151,6 +151,19 @@ class AssetCardField:
     def field(self, name: str) -> AssetCardField:
         return AssetCardField(self._card, (*self._path, name))
 
+    @property
+    def holder(self) -> AssetCard:
+        """The card of the base chain that sets this field (this card or a base)."""
+        _, holder = self._card._lookup(self._path)
+        if holder is None:
+            raise self._error("is not set")
+        return holder
+
+    @property
+    def source(self) -> str:
+        """URL of the file that sets this field (an env override's file, a base's file)."""
+        return self.holder.field_source(self._path[0])
+
     def exists(self) -> bool:
         return self._card._lookup(self._path)[0] is not _MISSING
 
@@ -214,9 +227,7 @@ class AssetCardField:
             return "file://" + posixpath.normpath(value)
         if value.startswith("~"):
             raise self._error(f"must not start with '~' ({value!r}): use an absolute path")
-        _, holder = self._card._lookup(self._path)
-        assert holder is not None
-        return join_relative(holder.field_source(self._path[0]), value)
+        return join_relative(self.source, value)
 
     def as_filename(self) -> str:
         """The value as a bare file name (no folder part)."""

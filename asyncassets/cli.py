@@ -159,6 +159,7 @@ async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
 
 
 async def cmd_check(store: AssetStore, args: argparse.Namespace) -> int:
+    logging.getLogger("asyncassets.store").setLevel(logging.ERROR)  # we print them all
     problems = await store.check()
     if args.json:
         print(
@@ -287,7 +288,9 @@ async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
         print(f"{len(entries)} entries, {format_size(total)} in {cache.root}", file=sys.stderr)
         return 0
     if args.cache_command == "prune":
-        limit = parse_size(args.max_size) if args.max_size is not None else None
+        limit = parse_size(args.max_size) if args.max_size is not None else cache.max_bytes
+        if limit is None:
+            raise UsageError("cache prune needs --max-size SIZE (e.g. 50G; 0 empties the cache)")
         removed = await cache.prune(limit)
         for e in removed:
             print(f"removed {e.uri} ({format_size(e.size)})")
@@ -417,7 +420,7 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _defaults(make_parser().parse_args(argv))
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.ERROR,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="asyncassets: %(levelname)s: %(message)s",
     )
     try:

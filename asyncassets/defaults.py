@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.store import AssetStore
@@ -34,15 +36,18 @@ def user_asset_dir() -> tuple[str, bool]:
     return str(Path(config) / "asyncassets" / "assets"), False
 
 
-def create_default_store() -> AssetStore:
+def create_default_store(*, storage_options: Mapping[str, Any] | None = None) -> AssetStore:
     """A store with the system and user folders of the environment variables.
 
     A missing default folder is skipped silently; a folder named by a variable but missing
-    is skipped with a warning when the store loads.
+    is skipped with a warning when the store loads. ``storage_options`` go to folders the
+    variables name as URLs (``s3://bucket/cards``).
     """
     providers = []
     for (location, named), user in ((system_asset_dir(), False), (user_asset_dir(), True)):
-        provider = FileAssetMetadataProvider(location, missing_ok=True, warn_missing=named)
+        provider = FileAssetMetadataProvider(
+            location, storage_options=storage_options, missing_ok=True, warn_missing=named
+        )
         providers.append((provider, user))
     return AssetStore(
         providers=[p for p, user in providers if not user],

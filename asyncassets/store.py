@@ -27,6 +27,7 @@ from asyncassets.errors import (
     AssetMetadataError,
 )
 from asyncassets.events import ChangeEvent
+from asyncassets.frozen import freeze
 from asyncassets.names import InvalidNameError
 from asyncassets.problems import Problem, display_path
 from asyncassets.providers.base import AssetMetadataProvider
@@ -250,8 +251,14 @@ class AssetStore:
                     tg.start_soon(load_one, provider)
             self._invalidate()
             for provider in pending:
-                for problem in provider.snapshot.problems:
-                    logger.warning("%s", problem)
+                problems = provider.snapshot.problems
+                if problems:
+                    logger.warning(
+                        "%d problem(s) in %s, first: %s (store.check() lists them all)",
+                        len(problems),
+                        provider.source,
+                        problems[0],
+                    )
             if errors:
                 raise errors[0]
             if self.strict:
@@ -291,8 +298,11 @@ class AssetStore:
             plain, envs = requested_envs(name, self.active_envs)
         except InvalidNameError as exc:
             raise AssetCardNotFoundError(f"invalid card name: {exc}", name=name) from None
-        card = resolve_card(index, plain, envs, self._by_envs)
-        if self._index is index:
+        current = self._index is index
+        # A caller holding an older index (find_cards across a refresh) must not put cards
+        # resolved from it into the current caches.
+        card = resolve_card(index, plain, envs, self._by_envs if current else {})
+        if current:
             self._resolved[name] = card
         return card
 
@@ -311,6 +321,7 @@ class AssetStore:
         Cards that fail to resolve (a missing base) are skipped with a warning.
         """
         index = await self._ready()
+        wanted = freeze(value)  # card values are frozen: lists are tuples
         for name in sorted({n.partition("@")[0] for n in index.names if n.endswith("@")}):
             try:
                 card = self._resolve(index, name)
@@ -318,7 +329,7 @@ class AssetStore:
                 logger.warning("skipping card '%s': %s", name, exc)
                 continue
             field_ = card.field(field)
-            if field_.exists() and field_.value == value:
+            if field_.exists() and field_.value == wanted:
                 yield card
 
     async def asset_names(self) -> frozenset[str]:
@@ -333,6 +344,7 @@ class AssetStore:
         for provider in self.providers_by_precedence():
             problems.extend(provider.snapshot.problems)
         problems.extend(_shadowing_problems(index))
+        problems.extend(_orphan_override_problems(index))
         problems.extend(_base_problems(index))
         return problems
 
@@ -380,8 +392,16 @@ class AssetStore:
                         self._on_watch_error(provider, exc)
             try:
                 yield self
+            except BaseException as exc:
+                # Re-raised below, outside the task group, so that the caller's own error
+                # is not wrapped in an ExceptionGroup.
+                body_error: BaseException | None = exc
+            else:
+                body_error = None
             finally:
                 tg.cancel_scope.cancel()
+        if body_error is not None:
+            raise body_error
 
     async def changes(self) -> AsyncIterator[ChangeEvent]:
         """Every :class:`ChangeEvent` from now on (each subscriber gets every event).
@@ -432,22 +452,29 @@ class AssetStore:
         that store's storage options (credentials, endpoint).
         """
         card = await self.retrieve_card(name)
-        uri = card.field(field).as_uri()
-        checksum = card.field("checksum")
-        sha256 = checksum.as_(str) if checksum.exists() else None
-        if sha256 is not None and not sha256.startswith("sha256:"):
+        target = card.field(field)
+        uri = target.as_uri()
+        # The checksum belongs with the checkpoint: read it from the card that sets the
+        # field, not from a base that may describe another file.
+        holder = target.holder
+        sha256 = holder.metadata.get("checksum")
+        if sha256 is not None and (not isinstance(sha256, str) or not sha256.startswith("sha256:")):
             raise AssetCardError(
-                f"card '{card.name}': field 'checksum' must read 'sha256:<hex>', not {sha256!r}",
-                name=card.name,
+                f"card '{holder.name}': field 'checksum' must read 'sha256:<hex>', not {sha256!r}",
+                name=holder.name,
                 field="checksum",
             )
+        if uri.startswith("file://"):
+            # A local path, unencoded: hand it over as a path so '#', '?' and '%' in file
+            # names keep their meaning.
+            uri = uri[len("file://") :]
         path: Path = await self.cache.fetch(
             uri,
             sha256=sha256,
             force=force,
             local_only=local_only,
             progress=progress,
-            storage_options=self._storage_options_for(card.field_source(field), uri),
+            storage_options=self._storage_options_for(target.source, uri),
             extract=extract,
         )
         return path
@@ -504,6 +531,26 @@ def _shadowing_problems(index: CardIndex) -> list[Problem]:
                     loser.file,
                     loser.line,
                     card=name,
+                )
+            )
+    return problems
+
+
+def _orphan_override_problems(index: CardIndex) -> list[Problem]:
+    """Env overrides of a card that no store defines: they can never apply."""
+    problems = []
+    for entry in sorted(index.entries(), key=lambda e: (e.file, e.line)):
+        plain, _, env = entry.name.partition("@")
+        if env and index.get(f"{plain}@") is None:
+            problems.append(
+                Problem(
+                    "orphan-override",
+                    f"card '{entry.name}' overrides '{plain}' for env '{env}', "
+                    f"but no card named '{plain}' exists",
+                    entry.source,
+                    entry.file,
+                    entry.line,
+                    card=entry.name,
                 )
             )
     return problems

@@ -13,7 +13,12 @@ import anyio
 from asyncassets.errors import AssetSourceNotFoundError
 from asyncassets.parsing import is_card_file
 from asyncassets.providers.base import SnapshotProvider
-from asyncassets.providers.local import file_url, list_local_cards, read_local_cards
+from asyncassets.providers.local import (
+    file_url,
+    is_hidden_below,
+    list_local_cards,
+    read_local_cards,
+)
 from asyncassets.snapshot import FileRecord
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "FileAssetMetadataProvider", "is_local_url"]
@@ -141,7 +146,8 @@ class FileAssetMetadataProvider(SnapshotProvider):
         if self._remote is not None:
             return await self._remote.read_paths(paths, self._source)
         known = list(self._snapshot.files)
-        listing, gone = await anyio.to_thread.run_sync(_expand_local_paths, paths, known)
+        assert self.path is not None
+        listing, gone = await anyio.to_thread.run_sync(_expand_local_paths, self.path, paths, known)
         changed: dict[str, FileRecord | None] = dict.fromkeys(gone)
         for record in await self._read_local(list(listing.items())):
             changed[record.file] = record
@@ -152,14 +158,19 @@ class FileAssetMetadataProvider(SnapshotProvider):
             await self._remote.aclose()
 
 
-def _expand_local_paths(paths: list[str], known: list[str]) -> tuple[dict[str, str], list[str]]:
+def _expand_local_paths(
+    root: Path, paths: list[str], known: list[str]
+) -> tuple[dict[str, str], list[str]]:
     """Card files under changed ``paths`` (``{path: version}``) and known file URLs that
-    are gone (a deleted file, or any file under a deleted or renamed folder)."""
+    are gone (a deleted file, or any file under a deleted or renamed folder). Paths outside
+    ``root`` or hidden below it are left out, as a full listing leaves them out."""
     present: dict[str, str] = {}
     gone: list[str] = []
     for path in paths:
         local = _local_path(path)
         url = file_url(local)
+        if local != root and is_hidden_below(root, local):
+            continue
         under = [f for f in known if f == url or f.startswith(url + "/")]
         if not local.exists():
             gone.extend(under)

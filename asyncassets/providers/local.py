@@ -10,12 +10,22 @@ from asyncassets.parsing import is_card_file, parse_card_file, paused_gc
 from asyncassets.problems import Problem
 from asyncassets.snapshot import FileRecord
 
-__all__ = ["file_url", "list_local_cards", "read_local_cards"]
+__all__ = ["file_url", "is_hidden_below", "list_local_cards", "read_local_cards"]
 
 
 def file_url(path: str | os.PathLike[str]) -> str:
     """``/a/b.yaml`` -> ``file:///a/b.yaml`` (the form entries and problems carry)."""
     return "file://" + os.fspath(path)
+
+
+def is_hidden_below(root: Path, path: Path) -> bool:
+    """True when ``path`` is outside ``root`` or has a hidden part below it (``.git/``,
+    ``.swp`` files): what a listing of ``root`` would never return."""
+    try:
+        relative = path.relative_to(root)
+    except ValueError:
+        return True
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def _version(stat: os.stat_result) -> str:
@@ -38,6 +48,7 @@ def list_local_cards(root: Path) -> dict[str, str]:
         return {os.fspath(root): _version(stat)}
     found: dict[str, str] = {}
     pending = [os.fspath(root)]
+    seen = {(stat.st_dev, stat.st_ino)}  # folder symlinks may loop
     while pending:
         folder = pending.pop()
         try:
@@ -47,7 +58,10 @@ def list_local_cards(root: Path) -> dict[str, str]:
                         continue
                     try:
                         if entry.is_dir():
-                            pending.append(entry.path)
+                            info = entry.stat()
+                            if (info.st_dev, info.st_ino) not in seen:
+                                seen.add((info.st_dev, info.st_ino))
+                                pending.append(entry.path)
                         elif is_card_file(entry.name):
                             found[entry.path] = _version(entry.stat())
                     except OSError:

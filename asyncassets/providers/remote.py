@@ -83,7 +83,18 @@ class RemoteCardFolder:
     def __init__(self, url: str, storage_options: Mapping[str, Any], max_concurrency: int):
         protocol, _, _ = url.partition("://")
         self.protocol = protocol
-        self.fs_class = fsspec.get_filesystem_class(protocol)
+        try:
+            self.fs_class = fsspec.get_filesystem_class(protocol)
+        except ImportError as exc:
+            extra = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "http": "http"}
+            hint = f" (pip install 'asyncassets[{extra[protocol]}]')" if protocol in extra else ""
+            raise AssetMetadataError(
+                f"cannot open card folder {url}: {describe(exc)}{hint}", source=url
+            ) from None
+        except ValueError:
+            raise AssetMetadataError(
+                f"cannot open card folder {url}: unknown protocol '{protocol}://'", source=url
+            ) from None
         self.root = self.fs_class._strip_protocol(url).rstrip("/")
         self.url = self.object_url(self.root)
         self.storage_options = default_storage_options(protocol, storage_options, max_concurrency)
@@ -153,7 +164,9 @@ class RemoteCardFolder:
         return {
             path: object_version(info)
             for path, info in found.items()
-            if info.get("type", "file") != "directory" and is_card_file(path) and not _hidden(path)
+            if info.get("type", "file") != "directory"
+            and is_card_file(path)
+            and not _hidden(path[len(self.root) :])
         }
 
     async def _exists(self) -> bool:

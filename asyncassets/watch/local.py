@@ -13,7 +13,7 @@ from watchfiles import Change, awatch
 
 from asyncassets.parsing import is_card_file
 from asyncassets.providers.file import FileAssetMetadataProvider
-from asyncassets.providers.local import file_url
+from asyncassets.providers.local import file_url, is_hidden_below
 
 __all__ = ["DEFAULT_DEBOUNCE_MS", "watch_local"]
 
@@ -30,8 +30,8 @@ ErrorHandler = Callable[[FileAssetMetadataProvider, BaseException], None]
 def _relevant(provider: FileAssetMetadataProvider, change: Change, path: str) -> bool:
     """A card file, a folder, or a deleted path that held known card files. Hidden files
     (editor swap and lock files, ``.git``) and backups (``foo.yaml~``) are not."""
-    name = os.path.basename(path)
-    if name.startswith("."):
+    assert provider.path is not None
+    if is_hidden_below(provider.path, Path(path)) and Path(path) != provider.path:
         return False
     if is_card_file(path) or os.path.isdir(path):
         return True
