@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -73,16 +72,17 @@ def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
 
 
 def build_store(args: argparse.Namespace) -> AssetStore:
-    if args.cache_dir:
-        os.environ["ASYNCASSETS_CACHE_DIR"] = args.cache_dir
-    if args.offline:
-        os.environ["ASYNCASSETS_OFFLINE"] = "1"
     options = parse_storage_options(args.storage_option or [])
     if args.store:
         providers = [FileAssetMetadataProvider(url, storage_options=options) for url in args.store]
-        return AssetStore(providers, default_env=args.env)
-    store = create_default_store()
-    store.default_env = args.env
+        store = AssetStore(providers, default_env=args.env)
+    else:
+        store = create_default_store(storage_options=options)
+        store.default_env = args.env
+    if args.cache_dir:
+        from asyncassets.cache import CheckpointCache
+
+        store.cache = CheckpointCache(args.cache_dir)
     return store
 
 

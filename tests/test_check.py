@@ -1,6 +1,7 @@
 """``store.check()``: one test per problem it reports, each with source, file and line."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +195,18 @@ async def test_every_problem_of_a_store_is_reported(make_provider: MakeProvider)
     problems = await AssetStore([provider]).check()
     assert sorted(p.kind for p in problems) == ["duplicate", "missing-base", "name", "yaml"]
     assert all(p.file is not None and p.line is not None for p in problems)
+
+
+async def test_env_override_without_a_plain_card_is_reported(make_provider: MakeProvider) -> None:
+    problem = await only_problem(make_provider, {"m.yaml": "name: a\n---\nname: ghost@aws\n"})
+    assert (problem.kind, problem.line, problem.card) == ("orphan-override", 3, "ghost@aws")
+    assert "no card named 'ghost'" in problem.message
+
+
+async def test_parent_folder_symlink_does_not_read_files_twice(card_dir: Path) -> None:
+    (card_dir / "sub").mkdir()
+    (card_dir / "a.yaml").write_text("name: a\n")
+    (card_dir / "sub" / "up").symlink_to("..")
+    store = AssetStore([FileAssetMetadataProvider(card_dir)])
+    assert await store.check() == []
+    assert await store.asset_names() == frozenset({"a@"})
