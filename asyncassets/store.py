@@ -447,7 +447,9 @@ class AssetStore:
         """Bring the file or folder that card ``name``'s ``field`` points to into the local
         cache and return its local path (a local path is returned as it is).
 
-        The card's ``checksum: sha256:<hex>`` field, when present, is verified. A remote
+        The card's ``checksum: sha256:<hex>`` field, when the card that sets ``field`` has
+        one, is verified on download (a local checkpoint is returned as it is, unhashed:
+        hashing many GB on every call would defeat the cache). A remote
         URI in the same protocol as the card store that defines the card is fetched with
         that store's storage options (credentials, endpoint).
         """

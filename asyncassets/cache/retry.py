@@ -70,6 +70,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OSError):
         return exc.errno not in _PERMANENT_ERRNOS
+    if "Credentials" in type(exc).__name__:
+        return False  # botocore's NoCredentialsError & co: no retry will find credentials
     # aiohttp's ClientError family and botocore's connection errors are not OSError subclasses
     # in every version: match them by module name instead of importing optional packages.
     module = type(exc).__module__
