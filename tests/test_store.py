@@ -556,3 +556,25 @@ async def test_assigning_a_new_provider_list_replaces_the_served_cards() -> None
     assert (await store.retrieve_card("tiny")).field("v").value == 2
     store.metadata_providers.append(InMemoryAssetMetadataProvider([{"name": "tiny", "v": 3}]))
     assert (await store.retrieve_card("tiny")).field("v").value == 3
+
+
+async def test_in_memory_set_cards_is_served_and_announced() -> None:
+    provider = InMemoryAssetMetadataProvider([{"name": "tiny", "v": 1}])
+    store = AssetStore([provider])
+    assert (await store.retrieve_card("tiny")).field("v").value == 1
+    received = []
+
+    async def first_event() -> None:
+        async for event in store.changes():
+            received.append(event)
+            return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first_event)
+        await anyio.wait_all_tasks_blocked()
+        provider.set_cards([{"name": "tiny", "v": 2}, {"name": "other"}])
+    assert (await store.retrieve_card("tiny")).field("v").value == 2
+    assert (received[0].added, received[0].modified) == (
+        frozenset({"other@"}),
+        frozenset({"tiny@"}),
+    )

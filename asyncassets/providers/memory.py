@@ -8,7 +8,7 @@ from typing import Any
 from asyncassets.parsing import make_entry
 from asyncassets.problems import Problem
 from asyncassets.providers.base import SnapshotProvider
-from asyncassets.snapshot import CardEntry, FileRecord, Snapshot, SnapshotDiff
+from asyncassets.snapshot import CardEntry, FileRecord, SnapshotDiff
 
 __all__ = ["InMemoryAssetMetadataProvider"]
 
@@ -32,7 +32,10 @@ class InMemoryAssetMetadataProvider(SnapshotProvider):
             made = make_entry(
                 card, file=self._source, source=self._source, line=index + 1, index=index
             )
-            (problems if isinstance(made, Problem) else entries).append(made)  # type: ignore[arg-type]
+            if isinstance(made, Problem):
+                problems.append(made)
+            else:
+                entries.append(made)
         return FileRecord(self._source, tuple(entries), tuple(problems), version=None)
 
     async def _read_all(self) -> list[FileRecord]:
@@ -43,10 +46,4 @@ class InMemoryAssetMetadataProvider(SnapshotProvider):
         self._record = self._make_record(cards)
         if not self._loaded:
             return SnapshotDiff()
-        old = self._snapshot
-        new = Snapshot.build(self._source, [self._record])
-        from asyncassets.snapshot import diff_names
-
-        diff = diff_names(old, new, old.names | new.names)
-        self._swap(new, diff)
-        return diff
+        return self._apply({self._source: self._record})
