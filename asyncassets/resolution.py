@@ -19,7 +19,7 @@ from typing import Any
 
 from asyncassets.card import AssetCard
 from asyncassets.errors import AssetCardError, AssetCardNotFoundError
-from asyncassets.names import InvalidNameError, parse_card_name
+from asyncassets.names import parse_card_name
 from asyncassets.problems import display_path
 from asyncassets.snapshot import CardEntry, Snapshot
 
@@ -168,11 +168,3 @@ def _not_found(index: CardIndex, name: str, chain: tuple[str, ...]) -> AssetCard
     matches = tuple(difflib.get_close_matches(name, plain, n=3, cutoff=0.6))
     hint = f"; did you mean {' or '.join(matches)}?" if matches else ""
     return AssetCardNotFoundError(f"no card named '{name}'{hint}", name=name, suggestions=matches)
-
-
-def validate_requested_name(name: str) -> None:
-    """Raise :class:`AssetCardNotFoundError` for a name no card can have."""
-    try:
-        parse_card_name(name)
-    except InvalidNameError as exc:
-        raise AssetCardNotFoundError(f"invalid card name: {exc}", name=name) from None

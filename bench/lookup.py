@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from corpus import corpus_dir
 
 from asyncassets import AssetStore, FileAssetMetadataProvider
 
@@ -50,13 +51,6 @@ HEADER = (
 
 
 # -- corpus and generation ------------------------------------------------------------------
-
-
-def corpus_dir() -> Path:
-    """``$ASYNCASSETS_CORPUS_DIR`` else ``../shared/corpus`` next to the repository."""
-    env = os.environ.get("ASYNCASSETS_CORPUS_DIR")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "corpus"
-    return root / "fairseq2-cards"
 
 
 @dataclass

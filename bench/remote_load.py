@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from corpus import corpus_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -72,13 +73,6 @@ HEADER = (
 
 
 # -- cards ------------------------------------------------------------------------------------
-
-
-def corpus_dir() -> Path:
-    """``$ASYNCASSETS_CORPUS_DIR`` else ``../shared/corpus`` next to the repository."""
-    env = os.environ.get("ASYNCASSETS_CORPUS_DIR")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "corpus"
-    return root / "fairseq2-cards"
 
 
 def corpus_documents() -> list[dict[str, Any]]:

@@ -104,8 +104,6 @@ class RemoteCardFolder:
         self._cat_kwargs: dict[str, Any] = {}
 
     def object_url(self, path: str) -> str:
-        if path.startswith("/"):
-            return f"{self.protocol}://{path}"
         return f"{self.protocol}://{path}"
 
     async def filesystem(self) -> Any:
@@ -177,10 +175,6 @@ class RemoteCardFolder:
             return bool(await anyio.to_thread.run_sync(fs.exists, self.root))
         except Exception:
             return False
-
-    async def read_all(self, source: str) -> list[FileRecord]:
-        listing = await self.list_objects()
-        return await self.read(list(listing.items()), source)
 
     async def read(self, items: list[tuple[str, str | None]], source: str) -> list[FileRecord]:
         """Fetch ``items`` (``(path, version)``) concurrently and parse them in batches as
