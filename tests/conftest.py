@@ -27,10 +27,47 @@ from typing import Any
 
 import fsspec
 import pytest
+import sniffio
 from servers import *  # noqa: F403  (re-exports the server fixtures)
 from servers import gcs_storage_options, s3_storage_options
 
 from asyncassets.providers.file import FileAssetMetadataProvider
+
+#: The async backends a module opts into with ``anyio_backend = both_backends``.
+ASYNC_BACKENDS = ["asyncio", "trio"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> None:
+    """Every ``async def test_*`` runs through anyio's pytest plugin (asyncio by default);
+    a module that assigns ``anyio_backend = both_backends`` runs its tests on trio too."""
+    if collector.istestfunction(obj, name) and _is_coroutine_function(obj):
+        pytest.mark.anyio(obj)
+
+
+def _is_coroutine_function(obj: Any) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(getattr(obj, "__func__", obj))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Tests run on asyncio unless their module opts into both backends."""
+    return "asyncio"
+
+
+@pytest.fixture(params=ASYNC_BACKENDS)
+def both_backends(request: pytest.FixtureRequest) -> str:
+    """Assign to ``anyio_backend`` in a module to run its tests on asyncio and trio."""
+    return str(request.param)
+
+
+@pytest.fixture
+def async_library() -> str:
+    """The async library the test body runs on (``asyncio`` or ``trio``)."""
+    return sniffio.current_async_library()
+
 
 #: Every backend the store tests run against: the one place to add one.
 BACKENDS = ["local", "memory", "s3", "gcs"]
