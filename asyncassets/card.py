@@ -2,8 +2,9 @@
 
 An :class:`AssetCard` holds its own fields (the plain card with the active environment
 overrides laid over it) and its base card. Field lookups look through the base chain, the
-way fairseq2's cards do. Values are read-only views of the store's data: retrieving a card
-never copies it; ``as_(dict)``, ``as_(list)`` and ``to_dict()`` return copies you own.
+way fairseq2's cards do. Retrieving a card never copies it; every value a card hands out
+(``metadata``, ``field.value``, ``as_``, ``to_dict()``) is plain data the caller owns (see
+:mod:`asyncassets.values`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import posixpath
 from collections.abc import Iterator, Mapping, Set
 from typing import Any, TypeVar, cast, overload
 
+from asyncassets.conversion import ConversionError, convert, type_repr
 from asyncassets.errors import AssetCardError
-from asyncassets.frozen import thaw, type_name
+from asyncassets.urls import FILE_SCHEME, join_relative
+from asyncassets.values import copy_value, short_repr, type_name
 
-__all__ = ["AssetCard", "AssetCardField"]
+__all__ = ["AssetCard", "AssetCardField", "join_relative"]
 
 T = TypeVar("T")
 
@@ -53,8 +56,15 @@ class AssetCard:
         return self._name
 
     @property
-    def metadata(self) -> Mapping[str, Any]:
-        """This card's own fields (read-only), env overrides applied, base not included."""
+    def metadata(self) -> dict[str, Any]:
+        """This card's own fields, env overrides applied, base not included (a copy the
+        caller owns)."""
+        return cast(dict[str, Any], copy_value(self._metadata))
+
+    @property
+    def raw_metadata(self) -> Mapping[str, Any]:
+        """This card's own fields as the store holds them, without copying: read, never
+        change (for code that only looks at a few values on a hot path)."""
         return self._metadata
 
     @property
@@ -95,22 +105,34 @@ class AssetCard:
         for card in reversed(list(self.chain())):
             merged.update(card._metadata)
         merged["name"] = self._name
-        return cast(dict[str, Any], thaw(merged))
+        return cast(dict[str, Any], copy_value(merged))
 
     def __repr__(self) -> str:
         return f"AssetCard({self._name!r}, source={self._source!r})"
 
     def __eq__(self, other: object) -> bool:
+        """Same name, same file, same fields and same base chain."""
         if not isinstance(other, AssetCard):
             return NotImplemented
+        if self is other:
+            return True
         return (
             self._name == other._name
+            and self._source == other._source
             and self._metadata == other._metadata
             and self._base == other._base
         )
 
     def __hash__(self) -> int:
+        # Equal cards have the same name and source, so they hash alike.
         return hash((self._name, self._source))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {slot: getattr(self, slot) for slot in self.__slots__}
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        for slot, value in state.items():
+            object.__setattr__(self, slot, value)
 
     # -- lookups used by AssetCardField -----------------------------------------------------
 
@@ -169,10 +191,15 @@ class AssetCardField:
 
     @property
     def value(self) -> Any:
-        """The value (read-only view), looked up through the base chain.
+        """The value, looked up through the base chain: plain data the caller owns.
 
         Raises :class:`AssetCardError` naming the card and field path when it is absent.
         """
+        return copy_value(self.raw_value)
+
+    @property
+    def raw_value(self) -> Any:
+        """The value as the store holds it, without copying: read, never change."""
         value, _ = self._card._lookup(self._path)
         if value is _MISSING:
             raise self._error("is not set")
@@ -181,28 +208,31 @@ class AssetCardField:
     @overload
     def as_(self, kind: type[T]) -> T: ...
     @overload
-    def as_(self, kind: tuple[type[Any], ...]) -> Any: ...
+    def as_(self, kind: Any) -> Any: ...
     def as_(self, kind: Any) -> Any:
-        """The value checked against ``kind`` (a class or a tuple of classes).
+        """The value checked and converted to ``kind``, as fairseq2 0.4's ``as_`` did.
 
-        ``dict`` and ``list`` return a mutable copy; ``float`` accepts an int; ``int``
-        refuses a bool.
+        ``kind`` is a class (``str``, ``int``, ``float``, ``bool``, ``dict``, ``list``), a
+        parameterised type (``list[str]``, ``dict[str, int]``, ``set[str]``,
+        ``tuple[int, ...]``, ``int | None``, ``Literal["a", "b"]``) or a tuple of classes
+        (any of them). Containers are checked and converted element by element and
+        returned as new objects the caller owns; ``float`` accepts an int; ``int`` and
+        ``float`` refuse a bool. A mismatch is an :class:`AssetCardError` naming the card,
+        the field path (down to the element), the expected and the actual type.
+
+        >>> card.field("model_config").field("layers").as_(list[int])
         """
-        value = self.value
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        for k in kinds:
-            if k is dict and isinstance(value, Mapping):
-                return thaw(value)
-            if k is list and isinstance(value, tuple):
-                return thaw(value)
-            if k is float and isinstance(value, int) and not isinstance(value, bool):
-                return float(value)
-            if k is int and isinstance(value, bool):
-                continue
-            if isinstance(value, k):
-                return value
-        names = " or ".join(getattr(k, "__name__", repr(k)) for k in kinds)
-        raise self._error(f"must be {names}, not {type_name(value)} ({thaw(value)!r})")
+        value = self.raw_value
+        try:
+            return convert(value, kind)
+        except ConversionError as exc:
+            where = f"{self.path}{exc.where}"
+            raise AssetCardError(
+                f"card '{self._card.name}': field '{where}' must be {type_repr(exc.expected)}, "
+                f"not {type_name(exc.value)} ({short_repr(exc.value)})",
+                name=self._card.name,
+                field=where,
+            ) from None
 
     def as_one_of(self, allowed: Set[str]) -> str:
         """The value, which must be one of the strings in ``allowed``."""
@@ -224,10 +254,17 @@ class AssetCardField:
         if "://" in value:
             return value
         if value.startswith("/"):
-            return "file://" + posixpath.normpath(value)
+            return FILE_SCHEME + posixpath.normpath(value)
         if value.startswith("~"):
             raise self._error(f"must not start with '~' ({value!r}): use an absolute path")
-        return join_relative(self.source, value)
+        source = self.source
+        if "://" not in source and not source.startswith("/"):
+            raise self._error(
+                f"is a relative path ({value!r}), but card '{self.holder.name}' comes from "
+                f"{source or 'memory'}, which has no folder to resolve it against: "
+                "use an absolute path or a URI"
+            )
+        return join_relative(source, value)
 
     def as_filename(self) -> str:
         """The value as a bare file name (no folder part)."""
@@ -245,18 +282,3 @@ class AssetCardField:
 
     def __repr__(self) -> str:
         return f"AssetCardField({self._card.name!r}, {self.path!r})"
-
-
-def join_relative(file_url: str, relative: str) -> str:
-    """Resolve ``relative`` against the folder of ``file_url`` (any scheme)."""
-    scheme, sep, path = file_url.rpartition("://")
-    if not sep:
-        scheme, path = "", file_url
-    folder = posixpath.dirname(path)
-    if scheme in ("", "file"):
-        joined = posixpath.normpath(posixpath.join(folder, relative))
-        return f"file://{joined}" if scheme else joined
-    # Remote: the first segment is the bucket/host and ``..`` may not climb above it.
-    bucket, _, key_folder = folder.partition("/")
-    key = posixpath.normpath(posixpath.join("/", key_folder, relative)).lstrip("/")
-    return f"{scheme}://{bucket}/{key}" if key else f"{scheme}://{bucket}"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from types import MappingProxyType
 from typing import Any
 
 from asyncassets.card import AssetCard
@@ -120,7 +119,7 @@ def _resolve(
                     origins[field] = override.file
                 else:
                     origins.pop(field, None)
-        metadata = MappingProxyType(layered)
+        metadata = layered
     base_name = metadata.get("base")
     base: AssetCard | None = None
     if base_name is not None:

@@ -22,7 +22,7 @@ __all__ = ["CardEntry", "FileRecord", "Snapshot", "SnapshotDiff"]
 class CardEntry:
     """One YAML document that defines a card.
 
-    ``metadata`` is a read-only view (see :mod:`asyncassets.frozen`); ``file`` the file's
+    ``metadata`` is plain data, never mutated (see :mod:`asyncassets.values`); ``file`` the file's
     URL; ``line`` the 1-based line where the document's mapping starts; ``field_lines`` the
     line of each top-level key; ``index`` the document's position in its file.
     """

@@ -27,7 +27,6 @@ from asyncassets.errors import (
     AssetMetadataError,
 )
 from asyncassets.events import ChangeEvent
-from asyncassets.frozen import freeze
 from asyncassets.names import InvalidNameError
 from asyncassets.problems import Problem, display_path
 from asyncassets.providers.base import AssetMetadataProvider
@@ -321,7 +320,6 @@ class AssetStore:
         Cards that fail to resolve (a missing base) are skipped with a warning.
         """
         index = await self._ready()
-        wanted = freeze(value)  # card values are frozen: lists are tuples
         for name in sorted({n.partition("@")[0] for n in index.names if n.endswith("@")}):
             try:
                 card = self._resolve(index, name)
@@ -329,7 +327,7 @@ class AssetStore:
                 logger.warning("skipping card '%s': %s", name, exc)
                 continue
             field_ = card.field(field)
-            if field_.exists() and field_.value == wanted:
+            if field_.exists() and field_.raw_value == value:
                 yield card
 
     async def asset_names(self) -> frozenset[str]:

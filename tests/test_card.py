@@ -3,14 +3,12 @@ immutability."""
 
 import json
 from collections.abc import Callable
-from types import MappingProxyType
 from typing import Any
 
 import pytest
 
 from asyncassets.card import AssetCard, join_relative
 from asyncassets.errors import AssetCardError, AssetError
-from asyncassets.frozen import freeze
 from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.store import AssetStore
 
@@ -24,7 +22,7 @@ def make_card(
     name: str = "tiny",
     source: str = "file:///cards/models.yaml",
 ) -> AssetCard:
-    return AssetCard(name, freeze(metadata), base, source=source)
+    return AssetCard(name, metadata, base, source=source)
 
 
 @pytest.fixture
@@ -337,19 +335,22 @@ def test_to_dict_agrees_with_field_values(llama: AssetCard) -> None:
 # -- immutability and sharing -----------------------------------------------------------------
 
 
-def test_metadata_cannot_be_changed(llama: AssetCard) -> None:
-    with pytest.raises(TypeError):
-        llama.metadata["model_arch"] = "70b"  # type: ignore[index]
+def test_changing_metadata_leaves_the_card_unchanged(llama: AssetCard) -> None:
+    llama.metadata["model_arch"] = "70b"
+    assert llama.metadata["model_arch"] == "7b"
 
 
-def test_nested_mappings_cannot_be_changed(llama: AssetCard) -> None:
+def test_changing_a_nested_value_leaves_the_card_unchanged(llama: AssetCard) -> None:
     config = llama.field("model_config").value
-    with pytest.raises(TypeError):
-        config["dim"] = 1
+    config["dim"] = 1
+    assert llama.field("model_config").field("dim").value == 4096
 
 
-def test_lists_are_read_only(llama: AssetCard) -> None:
-    assert isinstance(llama.field("langs").value, tuple)
+def test_list_values_are_plain_lists_the_caller_owns(llama: AssetCard) -> None:
+    langs = llama.field("langs").value
+    assert langs == ["en", "fr"]
+    langs.append("de")
+    assert llama.field("langs").value == ["en", "fr"]
 
 
 def test_card_attributes_cannot_be_reassigned(llama: AssetCard) -> None:
@@ -363,12 +364,17 @@ async def test_retrieving_twice_returns_the_same_card(make_provider: MakeProvide
     assert await store.retrieve_card("tiny") is await store.retrieve_card("tiny")
 
 
-async def test_stored_card_metadata_is_read_only(make_provider: MakeProvider) -> None:
+async def test_changing_a_stored_cards_value_never_changes_the_store(
+    make_provider: MakeProvider,
+) -> None:
     provider = make_provider({"models.yaml": "name: tiny\nmodel_config: {dim: 4}\n"})
-    card = await AssetStore([provider]).retrieve_card("tiny")
-    assert isinstance(card.metadata, MappingProxyType)
-    with pytest.raises(TypeError):
-        card.field("model_config").value["dim"] = 8
+    store = AssetStore([provider])
+    card = await store.retrieve_card("tiny")
+    card.field("model_config").value["dim"] = 8
+    card.metadata["model_config"]["dim"] = 8
+    again = await store.retrieve_card("tiny")
+    assert again.field("model_config").field("dim").value == 4
+    assert (await provider.get_metadata("tiny@"))["model_config"] == {"dim": 4}
 
 
 async def test_retrieving_a_card_does_not_copy_the_stores_data(
@@ -378,7 +384,8 @@ async def test_retrieving_a_card_does_not_copy_the_stores_data(
     card = await AssetStore([provider]).retrieve_card("tiny")
     entry = provider.snapshot.get("tiny@")
     assert entry is not None
-    assert card.field("model_config").value is entry.metadata["model_config"]
+    assert card.raw_metadata is entry.metadata
+    assert card.field("model_config").raw_value is entry.metadata["model_config"]
 
 
 async def test_cards_sharing_a_base_share_one_base_card(make_provider: MakeProvider) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 
 from asyncassets.errors import AssetMetadataNotFoundError
-from asyncassets.frozen import thaw
+from asyncassets.values import copy_value
 from asyncassets.problems import Problem
 from asyncassets.snapshot import FileRecord, Snapshot, SnapshotDiff
 
@@ -163,7 +163,7 @@ class SnapshotProvider(ABC):
             raise AssetMetadataNotFoundError(
                 f"{self._source} has no card named '{name}'", name=name, source=self._source
             )
-        result: dict[str, Any] = thaw(entry.metadata)
+        result: dict[str, Any] = copy_value(entry.metadata)
         return result
 
     @abstractmethod

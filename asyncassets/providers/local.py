@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
+import stat as stat_module
 from pathlib import Path
 
 from asyncassets.errors import AssetSourceNotFoundError
-from asyncassets.parsing import is_card_file, parse_card_file, paused_gc
+from asyncassets.parsing import MAX_FILE_BYTES, is_card_file, parse_card_file, too_large_file
 from asyncassets.problems import Problem
 from asyncassets.snapshot import FileRecord
+from asyncassets.urls import file_url
 
-__all__ = ["file_url", "is_hidden_below", "list_local_cards", "read_local_cards"]
-
-
-def file_url(path: str | os.PathLike[str]) -> str:
-    """``/a/b.yaml`` -> ``file:///a/b.yaml`` (the form entries and problems carry)."""
-    return "file://" + os.fspath(path)
+__all__ = ["file_url", "is_hidden_below", "list_local_cards", "read_card_bytes", "read_local_cards"]
 
 
 def is_hidden_below(root: Path, path: Path) -> bool:
@@ -75,19 +72,36 @@ def list_local_cards(root: Path) -> dict[str, str]:
 
 def read_local_cards(paths: list[tuple[str, str | None]], source: str) -> list[FileRecord]:
     """Read and parse ``paths`` (``(path, version)``) in one go; errors become problems."""
-    records: list[FileRecord] = []
-    with paused_gc():
-        records.extend(_read_and_parse(path, version, source) for path, version in paths)
-    return records
+    return [_read_and_parse(path, version, source) for path, version in paths]
+
+
+def read_card_bytes(path: str) -> bytes | int:
+    """The bytes of the card file at ``path``, or its size when it is larger than a card
+    file may be. Raises OSError for anything but a regular file: a FIFO or a device named
+    ``*.yaml`` (or a symlink to one) must not block the reader or feed it forever."""
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat_module.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            return info.st_size
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        return len(data) if len(data) > MAX_FILE_BYTES else data
+    finally:
+        os.close(fd)
 
 
 def _read_and_parse(path: str, version: str | None, source: str) -> FileRecord:
     url = file_url(path)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_card_bytes(path)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         problem = Problem("read", f"cannot read card file: {reason}", source, url)
         return FileRecord(url, (), (problem,), version)
+    if isinstance(data, int):
+        return FileRecord(url, (), (too_large_file(data, url, source),), version)
     return parse_card_file(data, file=url, source=source, version=version)
