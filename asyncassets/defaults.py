@@ -39,14 +39,19 @@ def user_asset_dir() -> tuple[str, bool]:
 def create_default_store(*, storage_options: Mapping[str, Any] | None = None) -> AssetStore:
     """A store with the system and user folders of the environment variables.
 
-    A missing default folder is skipped silently; a folder named by a variable but missing
-    is skipped with a warning when the store loads. ``storage_options`` go to folders the
-    variables name as URLs (``s3://bucket/cards``).
+    A missing default folder is skipped silently; a folder named by a variable that is
+    missing or cannot be read (unknown protocol, unreachable endpoint) is a warning when
+    the store first loads, and the other folder's cards are still served.
+    ``storage_options`` go to folders the variables name as URLs (``s3://bucket/cards``).
     """
     providers = []
     for (location, named), user in ((system_asset_dir(), False), (user_asset_dir(), True)):
         provider = FileAssetMetadataProvider(
-            location, storage_options=storage_options, missing_ok=True, warn_missing=named
+            location,
+            storage_options=storage_options,
+            missing_ok=True,
+            warn_missing=named,
+            optional=named,
         )
         providers.append((provider, user))
     return AssetStore(

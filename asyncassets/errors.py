@@ -82,3 +82,22 @@ class ChecksumMismatchError(AssetDownloadError):
         super().__init__(message, uri=uri)
         self.expected = expected
         self.actual = actual
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups: an :class:`AssetError` when
+    one is there, else the first leaf. What a task group raised, as one error to report."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, BaseExceptionGroup):
+            pending[:0] = current.exceptions
+        else:
+            leaves.append(current)
+    for leaf in leaves:
+        if isinstance(leaf, AssetError):
+            return leaf
+    return leaves[0] if leaves else exc

@@ -117,60 +117,68 @@ class _Builder:
     still counts toward :data:`MAX_VALUES` every time it is used.
     """
 
-    __slots__ = ("active", "loader", "memo")
+    __slots__ = ("loader", "memo")
 
     def __init__(self, loader: yaml.SafeLoader) -> None:
         self.loader = loader
+        #: id(node) -> (value, expanded size); _BUILDING while the node is being built.
         self.memo: dict[int, tuple[Any, int]] = {}
-        self.active: set[int] = set()
 
     def build(self, node: yaml.Node, depth: int = 0) -> tuple[Any, int]:
         """(value, expanded size)."""
         tag = node.tag
         if tag == _STR_TAG:
             return node.value, 1
-        key = id(node)
-        known = self.memo.get(key)
-        if known is not None:
-            return known
-        if depth >= MAX_DEPTH:
-            raise LimitError(_TOO_DEEP, _line(node))
-        if key in self.active:
-            raise LimitError(
-                "has a recursive YAML alias (an alias inside the node it names)", _line(node)
-            )
-        self.active.add(key)
-        result: Any
-        if tag == _MAP_TAG:
-            result = {}
-            size = 1
-            for key_node, value_node in node.value:
-                if key_node.tag != _STR_TAG:
-                    raise _Unusual  # merge keys (<<), non-string keys: PyYAML knows best
-                value, count = self.build(value_node, depth + 1)
-                result[key_node.value] = value
-                size += count + 1
-        elif tag == _SEQ_TAG:
-            result = []
-            size = 1
-            for item in node.value:
-                value, count = self.build(item, depth + 1)
-                result.append(value)
-                size += count
-        elif isinstance(node, yaml.ScalarNode):
+        if isinstance(node, yaml.ScalarNode):
             try:  # int, float, bool, null, date
-                result, size = self.loader.construct_object(node), 1
+                return self.loader.construct_object(node), 1
             except yaml.MarkedYAMLError:
                 raise
             except Exception as exc:  # a 5,000-digit int, the 45th of a month
                 raise BadScalarError(f"{node.value[:40]!r}: {exc}", _line(node)) from None
+        memo = self.memo
+        key = id(node)
+        known = memo.get(key)
+        if known is not None:
+            if known is _BUILDING:
+                raise LimitError(_RECURSIVE, _line(node))
+            return known
+        if depth >= MAX_DEPTH:
+            raise LimitError(_TOO_DEEP, _line(node))
+        memo[key] = _BUILDING
+        result: Any
+        size = 1
+        if tag == _MAP_TAG:
+            result = {}
+            for key_node, value_node in node.value:
+                if key_node.tag != _STR_TAG:
+                    raise _Unusual  # merge keys (<<), non-string keys: PyYAML knows best
+                if value_node.tag == _STR_TAG:  # most values: no call
+                    result[key_node.value] = value_node.value
+                    size += 2
+                else:
+                    value, count = self.build(value_node, depth + 1)
+                    result[key_node.value] = value
+                    size += count + 1
+        elif tag == _SEQ_TAG:
+            result = []
+            for item in node.value:
+                if item.tag == _STR_TAG:
+                    result.append(item.value)
+                    size += 1
+                else:
+                    value, count = self.build(item, depth + 1)
+                    result.append(value)
+                    size += count
         else:
             raise _Unusual
-        self.active.discard(key)
         if size > MAX_VALUES:
             raise _too_many(_line(node))
-        self.memo[key] = (result, size)
+        memo[key] = (result, size)
         return result, size
+
+
+_BUILDING: Any = (None, 0)
 
 
 def _too_many(line: int | None) -> LimitError:
@@ -261,7 +269,8 @@ def _scan_values(data: bytes | str) -> None:
             if isinstance(event, yaml.NodeEvent | yaml.DocumentStartEvent):
                 count += 1
                 if count > MAX_VALUES:
-                    raise _too_many(int(event.start_mark.line) + 1)
+                    mark = event.start_mark
+                    raise _too_many(mark.line + 1 if mark is not None else None)
     finally:
         loader.dispose()
 
@@ -352,7 +361,11 @@ def parse_card_file(
         if document is None:
             continue
         field_lines = (
-            {key.value: _line(key) for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+            {
+                key.value: key.start_mark.line + 1
+                for key, _ in node.value
+                if isinstance(key, yaml.ScalarNode)
+            }
             if isinstance(node, yaml.MappingNode)
             else {}
         )

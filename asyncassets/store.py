@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -19,6 +19,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from asyncassets.card import AssetCard
+from asyncassets.checks import index_problems
 from asyncassets.envs import EnvResolver, default_env_resolvers, detect_env
 from asyncassets.errors import (
     AssetCardError,
@@ -27,12 +28,13 @@ from asyncassets.errors import (
     AssetMetadataError,
 )
 from asyncassets.events import ChangeEvent
+from asyncassets.loops import LoopLocalLock
 from asyncassets.names import InvalidNameError
-from asyncassets.problems import Problem, display_path
+from asyncassets.problems import Problem
 from asyncassets.providers.base import AssetMetadataProvider
 from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.resolution import CardIndex, requested_envs, resolve_card
-from asyncassets.snapshot import CardEntry, Snapshot, SnapshotDiff
+from asyncassets.snapshot import Snapshot, SnapshotDiff
 from asyncassets.watch import DEFAULT_DEBOUNCE_MS, watch_provider
 
 __all__ = ["AssetStore"]
@@ -89,6 +91,19 @@ class ProviderList(list[AssetMetadataProvider]):
         self._changed()
         return self
 
+    def __imul__(self, count: SupportsIndex) -> ProviderList:
+        super().__imul__(count)
+        self._changed()
+        return self
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        super().sort(*args, **kwargs)
+        self._changed()
+
+    def reverse(self) -> None:
+        super().reverse()
+        self._changed()
+
 
 class AssetStore:
     """Cards from several providers, resolved with fairseq2's semantics.
@@ -120,13 +135,16 @@ class AssetStore:
             list(env_resolvers) if env_resolvers is not None else default_env_resolvers()
         )
         self._cache = cache
-        self.strict = strict
+        self._strict = strict
         self._envs: tuple[str, ...] | None = None
         self._index: CardIndex | None = None
+        #: With strict=True, the error every caller gets while the index has problems.
+        self._strict_error: AssetMetadataError | None = None
         self._resolved: dict[str, AssetCard] = {}
         self._by_envs: dict[tuple[str, tuple[str, ...]], AssetCard] = {}
-        self._lock: anyio.Lock | None = None
-        self._listening: set[int] = set()
+        self._lock = LoopLocalLock()
+        #: Providers this store listens to, by identity (kept alive so ids stay unique).
+        self._listening: dict[int, AssetMetadataProvider] = {}
         self._subscribers: set[MemoryObjectSendStream[ChangeEvent]] = set()
         self._files_with_problems: set[str] = set()
 
@@ -178,6 +196,17 @@ class AssetStore:
         self._invalidate()
 
     @property
+    def strict(self) -> bool:
+        """True: every call raises :class:`AssetMetadataError` while a provider has a
+        problem (until the file is fixed and refreshed)."""
+        return self._strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        self._strict = value
+        self._invalidate()
+
+    @property
     def active_envs(self) -> tuple[str, ...]:
         """Envs applied to a bare name, highest precedence first: ``("user", detected)``."""
         if self._envs is None:
@@ -187,6 +216,7 @@ class AssetStore:
 
     def _invalidate(self) -> None:
         self._index = None
+        self._strict_error = None
         self._resolved = {}
         self._by_envs = {}
 
@@ -218,39 +248,61 @@ class AssetStore:
     # -- loading
 
     async def load(self) -> None:
-        """Load every provider that is not loaded yet, concurrently.
+        """Load every provider that is not loaded yet, concurrently, until none is left
+        (providers added while a load runs are loaded too).
 
         Raises the first provider error (a missing folder, denied access) after every
-        other provider has finished loading.
+        other provider has finished loading; with ``strict=True``, raises
+        :class:`AssetMetadataError` listing the problems. Only :class:`AssetError` leaves.
         """
-        providers = self.providers_by_precedence()
+        await self._ready()
+
+    def _listen(self, providers: Iterable[AssetMetadataProvider]) -> None:
         for provider in providers:
             if id(provider) not in self._listening:
                 provider.add_listener(self._on_swap)
-                self._listening.add(id(provider))
-        pending = [p for p in providers if not p.loaded]
-        if not pending:
+                self._listening[id(provider)] = provider
+
+    async def _load_pending(self) -> None:
+        """Load the providers that are not loaded, once for all concurrent callers."""
+        if all(p.loaded for p in self.providers_by_precedence()):
             return
-        if self._lock is None:
-            self._lock = anyio.Lock()
-        async with self._lock:
-            pending = [p for p in providers if not p.loaded]
+        async with self._lock.get():
+            pending = [p for p in self.providers_by_precedence() if not p.loaded]
             if not pending:
                 return  # another task loaded them while this one waited
-            errors: list[BaseException] = []
+            errors: list[AssetError] = []
 
             async def load_one(provider: AssetMetadataProvider) -> None:
                 try:
                     await provider.load()
-                except AssetMetadataError as exc:
+                except AssetError as exc:
                     errors.append(exc)
+                except Exception as exc:  # a provider of someone else's making
+                    logger.debug("loading %s failed", provider.source, exc_info=True)
+                    errors.append(
+                        AssetMetadataError(
+                            f"cannot load cards from {provider.source}: "
+                            f"{type(exc).__name__}: {exc}",
+                            source=provider.source,
+                        )
+                    )
 
             async with anyio.create_task_group() as tg:
                 for provider in pending:
                     tg.start_soon(load_one, provider)
+            if not errors:
+                errors.extend(
+                    AssetMetadataError(
+                        f"{p.source} finished loading without an error but is not loaded",
+                        source=p.source,
+                    )
+                    for p in pending
+                    if not p.loaded
+                )
             self._invalidate()
             for provider in pending:
-                problems = provider.snapshot.problems
+                problems = provider.snapshot.problems if provider.loaded else []
                 if problems:
                     logger.warning(
                         "%d problem(s) in %s, first: %s (store.check() lists them all)",
@@ -260,23 +312,31 @@ class AssetStore:
                     )
             if errors:
                 raise errors[0]
-            if self.strict:
-                problems = [p for provider in pending for p in provider.snapshot.problems]
-                if problems:
-                    listing = "\n".join(f"  {p}" for p in problems)
-                    raise AssetMetadataError(
-                        f"{len(problems)} problem(s) in the card stores:\n{listing}"
-                    )
 
     async def _ready(self) -> CardIndex:
-        index = self._index
-        if index is None:
-            await self.load()
-            index = self._index  # another task may have built it while this one waited
-            if index is None:
-                index = CardIndex([p.snapshot for p in self.providers_by_precedence()])
-                self._index = index
-        return index
+        """The index of every provider, all loaded: loads until nothing is pending, and
+        builds the index only from providers that finished loading."""
+        while True:
+            index = self._index
+            if index is not None:
+                if self._strict_error is not None:
+                    raise self._strict_error
+                return index
+            providers = self.providers_by_precedence()
+            self._listen(providers)
+            if not all(p.loaded for p in providers):
+                await self._load_pending()
+                continue  # the list may have changed while loading: look again
+            self._index = CardIndex([p.snapshot for p in providers])
+            self._strict_error = self._strict_problems(providers) if self._strict else None
+
+    @staticmethod
+    def _strict_problems(providers: Sequence[AssetMetadataProvider]) -> AssetMetadataError | None:
+        problems = [p for provider in providers for p in provider.snapshot.problems]
+        if not problems:
+            return None
+        listing = "\n".join(f"  {p}" for p in problems)
+        return AssetMetadataError(f"{len(problems)} problem(s) in the card stores:\n{listing}")
 
     # -- cards
 
@@ -286,9 +346,13 @@ class AssetStore:
         Raises :class:`AssetCardNotFoundError` (with close matches) when no store defines
         it, :class:`AssetCardError` for a missing base or a base cycle.
         """
-        card = self._resolved.get(name)
+        card = self._resolved.get(name) if type(name) is str else None
         if card is not None and self._index is not None:
             return card
+        if not isinstance(name, str):
+            raise AssetCardNotFoundError(
+                f"a card name is a string, not {type(name).__name__} ({name!r})", name=str(name)
+            )
         index = await self._ready()
         return self._resolve(index, name)
 
@@ -319,6 +383,8 @@ class AssetStore:
 
         Cards that fail to resolve (a missing base) are skipped with a warning.
         """
+        if not isinstance(field, str):
+            raise AssetCardError(f"a field name is a string, not {type(field).__name__}")
         index = await self._ready()
         for name in sorted({n.partition("@")[0] for n in index.names if n.endswith("@")}):
             try:
@@ -327,7 +393,7 @@ class AssetStore:
                 logger.warning("skipping card '%s': %s", name, exc)
                 continue
             field_ = card.field(field)
-            if field_.exists() and field_.raw_value == value:
+            if field_.exists() and _equal(field_.raw_value, value):
                 yield card
 
     async def asset_names(self) -> frozenset[str]:
@@ -337,14 +403,22 @@ class AssetStore:
     async def check(self) -> list[Problem]:
         """Every problem in the stores: parse errors, invalid documents, duplicates,
         shadowed names, missing bases and base cycles, each with source, file and line."""
-        index = await self._ready()
+        index = await self._index_for_check()
         problems: list[Problem] = []
         for provider in self.providers_by_precedence():
             problems.extend(provider.snapshot.problems)
-        problems.extend(_shadowing_problems(index))
-        problems.extend(_orphan_override_problems(index))
-        problems.extend(_base_problems(index))
+        problems.extend(index_problems(index))
         return problems
+
+    async def _index_for_check(self) -> CardIndex:
+        """The index even when ``strict`` would refuse it: check() is how one finds out
+        what strict complains about."""
+        try:
+            return await self._ready()
+        except AssetMetadataError:
+            if self._index is None:
+                raise
+            return self._index
 
     # -- watching
 
@@ -457,7 +531,7 @@ class AssetStore:
         # The checksum belongs with the checkpoint: read it from the card that sets the
         # field, not from a base that may describe another file.
         holder = target.holder
-        sha256 = holder.metadata.get("checksum")
+        sha256 = holder.raw_metadata.get("checksum")
         if sha256 is not None and (not isinstance(sha256, str) or not sha256.startswith("sha256:")):
             raise AssetCardError(
                 f"card '{holder.name}': field 'checksum' must read 'sha256:<hex>', not {sha256!r}",
@@ -494,12 +568,29 @@ class AssetStore:
     # -- lifetime
 
     async def aclose(self) -> None:
-        """Close providers' sessions (remote filesystems) and the cache's."""
-        for provider in self.providers_by_precedence():
-            await provider.aclose()
+        """Close providers' sessions (remote filesystems) and the cache's. Every one is
+        closed even when another fails; the first failure is raised afterwards as an
+        :class:`AssetError`. The store stays usable: sessions reopen on the next call."""
+        errors: list[tuple[str, BaseException]] = []
+        closers: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            (provider.source, provider.aclose) for provider in self.providers_by_precedence()
+        ]
         close = getattr(self._cache, "aclose", None)
         if close is not None:
-            await close()
+            closers.append(("the checkpoint cache", close))
+        for what, closer in closers:
+            try:
+                await closer()
+            except Exception as exc:
+                logger.warning("closing %s failed: %s", what, exc)
+                errors.append((what, exc))
+        if errors:
+            what, error = errors[0]
+            if isinstance(error, AssetError):
+                raise error
+            raise AssetMetadataError(
+                f"closing {what} failed: {type(error).__name__}: {error}", source=what
+            ) from error
 
     async def __aenter__(self) -> AssetStore:
         return self
@@ -512,104 +603,10 @@ class AssetStore:
         return f"AssetStore({sources!r})"
 
 
-def _where(entry: CardEntry, field: str | None = None) -> str:
-    line = entry.field_line(field) if field else entry.line
-    return f"{display_path(entry.file)}:{line}"
-
-
-def _shadowing_problems(index: CardIndex) -> list[Problem]:
-    problems = []
-    for name in sorted(index.names):
-        definitions = index.definitions(name)
-        for loser in definitions[1:]:
-            problems.append(
-                Problem(
-                    "shadowed",
-                    f"card '{name}' is shadowed by {_where(definitions[0])} "
-                    f"({definitions[0].source}), which takes precedence",
-                    loser.source,
-                    loser.file,
-                    loser.line,
-                    card=name,
-                )
-            )
-    return problems
-
-
-def _orphan_override_problems(index: CardIndex) -> list[Problem]:
-    """Env overrides of a card that no store defines: they can never apply."""
-    problems = []
-    for entry in sorted(index.entries(), key=lambda e: (e.file, e.line)):
-        plain, _, env = entry.name.partition("@")
-        if env and index.get(f"{plain}@") is None:
-            problems.append(
-                Problem(
-                    "orphan-override",
-                    f"card '{entry.name}' overrides '{plain}' for env '{env}', "
-                    f"but no card named '{plain}' exists",
-                    entry.source,
-                    entry.file,
-                    entry.line,
-                    card=entry.name,
-                )
-            )
-    return problems
-
-
-def _base_problems(index: CardIndex) -> list[Problem]:
-    problems = []
-    edges: dict[str, set[str]] = {}
-    entry_of: dict[tuple[str, str], CardEntry] = {}
-    for entry in sorted(index.entries(), key=lambda e: (e.file, e.line)):
-        base = entry.metadata.get("base")
-        if not isinstance(base, str):
-            continue
-        plain = entry.name.partition("@")[0]
-        if index.get(f"{base}@") is None:
-            problems.append(
-                Problem(
-                    "missing-base",
-                    f"card '{entry.name.rstrip('@')}' names base '{base}', which no card defines",
-                    entry.source,
-                    entry.file,
-                    entry.field_line("base"),
-                    card=entry.name,
-                    field="base",
-                )
-            )
-            continue
-        edges.setdefault(plain, set()).add(base)
-        entry_of.setdefault((plain, base), entry)
-    seen_cycles: set[frozenset[str]] = set()
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        path.append(node)
-        for nxt in sorted(edges.get(node, ())):
-            if state.get(nxt) == 1:
-                cycle = [*path[path.index(nxt) :], nxt]
-                key = frozenset(cycle)
-                if key not in seen_cycles:
-                    seen_cycles.add(key)
-                    entry = entry_of[(node, nxt)]
-                    problems.append(
-                        Problem(
-                            "cycle",
-                            f"base cycle: {' -> '.join(cycle)}",
-                            entry.source,
-                            entry.file,
-                            entry.field_line("base"),
-                            card=entry.name,
-                            field="base",
-                        )
-                    )
-            elif nxt not in state:
-                visit(nxt, path)
-        path.pop()
-        state[node] = 2
-
-    for node in sorted(edges):
-        if node not in state:
-            visit(node, [])
-    return problems
+def _equal(stored: Any, wanted: Any) -> bool:
+    """``stored == wanted`` for find_cards, where a caller's value of any type (a numpy
+    array, an object with a strange ``__eq__``) must not break the search."""
+    try:
+        return bool(stored == wanted)
+    except Exception:
+        return False

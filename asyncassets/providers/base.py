@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-import anyio
-
-from asyncassets.errors import AssetMetadataNotFoundError
-from asyncassets.values import copy_value
+from asyncassets.errors import (
+    AssetError,
+    AssetMetadataError,
+    AssetMetadataNotFoundError,
+    first_error,
+)
+from asyncassets.loops import LoopLocalLock
 from asyncassets.problems import Problem
 from asyncassets.snapshot import FileRecord, Snapshot, SnapshotDiff
+from asyncassets.values import copy_value
 
-__all__ = ["AssetMetadataProvider", "SnapshotListener", "SnapshotProvider"]
+__all__ = ["AssetMetadataProvider", "CardSource", "SnapshotListener", "SnapshotProvider"]
 
 logger = logging.getLogger("asyncassets.providers")
+
+T = TypeVar("T")
 
 #: Called with (provider, new snapshot, diff) after every swap.
 SnapshotListener = Callable[["SnapshotProvider", Snapshot, SnapshotDiff], None]
@@ -65,6 +71,37 @@ class AssetMetadataProvider(Protocol):
         ...
 
 
+class CardSource(Protocol):
+    """Where a :class:`FileAssetMetadataProvider` lists and reads card files: a local
+    folder or an fsspec URL. The only code that touches the files."""
+
+    @property
+    def url(self) -> str:
+        """The folder's URL (``file:///etc/cards``, ``s3://bucket/cards``)."""
+        ...
+
+    def file_url(self, path: str) -> str:
+        """The URL of a listed file (what entries and problems carry)."""
+        ...
+
+    async def list_files(self) -> dict[str, str | None]:
+        """``{path: version}`` of every card file under the folder."""
+        ...
+
+    async def read(self, items: list[tuple[str, str | None]], source: str) -> list[FileRecord]:
+        """Read and parse ``(path, version)`` items; a file that fails is a problem."""
+        ...
+
+    async def read_paths(
+        self, paths: list[str], source: str, known: Iterable[str]
+    ) -> dict[str, FileRecord | None]:
+        """Records of the card files under ``paths`` (file URLs or paths that changed);
+        None for ``known`` file URLs that are gone."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 class SnapshotProvider(ABC):
     """Holds a snapshot and swaps it on refresh. Subclasses read files.
 
@@ -76,7 +113,7 @@ class SnapshotProvider(ABC):
         self._source = source
         self._snapshot = Snapshot.empty(source)
         self._loaded = False
-        self._lock: anyio.Lock | None = None
+        self._lock = LoopLocalLock()
         self._listeners: list[SnapshotListener] = []
 
     @property
@@ -106,30 +143,53 @@ class SnapshotProvider(ABC):
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def _guard(self) -> anyio.Lock:
-        if self._lock is None:
-            self._lock = anyio.Lock()
-        return self._lock
-
     async def load(self) -> None:
+        """List, read and parse every card (once; a cancelled or failed load is tried
+        again by the next call). Failures are :class:`AssetMetadataError` naming the
+        source."""
         if self._loaded:
             return
-        async with self._guard():
+        async with self._lock.get():
             if self._loaded:
                 return
-            records = await self._read_all()
+            records = await self._guarded(self._read_all)
             snapshot = Snapshot.build(self._source, records)
             self._swap(snapshot, SnapshotDiff(added=snapshot.names))
             self._loaded = True
             logger.debug("loaded %d cards from %s", len(snapshot), self._source)
 
     async def refresh(self, paths: Iterable[str] | None = None) -> SnapshotDiff:
-        async with self._guard():
-            if paths is None:
-                changed = await self._changed_files()
+        """Re-read changed files (None: re-list everything) and swap the snapshot in.
+
+        Before the first load this is a load: a provider never holds only the files a
+        refresh named."""
+        if not self._loaded:
+            await self.load()
+            return SnapshotDiff(added=self._snapshot.names)
+        wanted = None if paths is None else list(paths)
+        async with self._lock.get():
+            if wanted is None:
+                changed = await self._guarded(self._changed_files)
             else:
-                changed = await self._read_paths(list(paths))
+                changed = await self._guarded(lambda: self._read_paths(wanted))
             return self._apply(changed)
+
+    async def _guarded(self, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()``, with any failure that is not an :class:`AssetError` reported as an
+        :class:`AssetMetadataError` naming this provider's source."""
+        try:
+            return await read()
+        except AssetError:
+            raise
+        except Exception as group:
+            exc = first_error(group)
+            if isinstance(exc, AssetError):
+                raise exc from group
+            logger.debug("reading %s failed", self._source, exc_info=True)
+            raise AssetMetadataError(
+                f"cannot read cards from {self._source}: {type(exc).__name__}: {exc}",
+                source=self._source,
+            ) from exc
 
     def _apply(self, changed: dict[str, FileRecord | None]) -> SnapshotDiff:
         """Swap in the old snapshot plus ``changed``; a file that fails to parse keeps its

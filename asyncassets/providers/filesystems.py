@@ -1,5 +1,6 @@
 """fsspec filesystem instances for card providers: one per (event loop, protocol,
-storage options), shared by the providers that use it and closed by the last one.
+storage options), shared by the providers that use it and closed by the last one. An
+instance made on an asyncio loop is never used on another loop, nor after its loop closed.
 
 Async filesystems (s3fs, gcsfs, HTTP) are created with ``asynchronous=True`` inside the
 running loop, their sessions opened once and closed explicitly, so that no "Unclosed
@@ -8,7 +9,6 @@ client session" warning is left behind.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import os
@@ -18,9 +18,17 @@ from typing import Any
 import fsspec
 from fsspec.asyn import AsyncFileSystem
 
-__all__ = ["acquire_filesystem", "default_storage_options", "release_filesystem"]
+from asyncassets.loops import current_loop, on_asyncio
 
-_Key = tuple[int, str, str]
+__all__ = [
+    "acquire_filesystem",
+    "default_storage_options",
+    "is_usable_here",
+    "release_filesystem",
+    "uses_async_api",
+]
+
+_Key = tuple[Any, str, str]
 _pool: dict[_Key, tuple[Any, int]] = {}
 
 
@@ -58,16 +66,41 @@ def default_storage_options(
 
 
 def _key(protocol: str, options: Mapping[str, Any]) -> _Key:
-    try:
-        loop = id(asyncio.get_running_loop())
-    except RuntimeError:
-        loop = 0
+    # asyncio: one instance per loop, its sessions bound to that loop. Elsewhere (trio):
+    # one synchronous instance for every loop, driven from fsspec's own IO thread.
+    loop = current_loop() if on_asyncio() else None
     return (loop, protocol, json.dumps(options, sort_keys=True, default=repr))
+
+
+def uses_async_api(fs: Any) -> bool:
+    """True when ``fs`` is an async filesystem made for the running asyncio loop (call its
+    ``_coroutine`` methods); False: call its blocking API in a worker thread."""
+    return bool(fs.async_impl and getattr(fs, "asynchronous", False))
+
+
+def is_usable_here(key: _Key) -> bool:
+    """True when the filesystem acquired under ``key`` may be used on the running loop."""
+    loop = key[0]
+    if loop is None:
+        return not on_asyncio()
+    return loop is current_loop() and not _is_closed(loop)
+
+
+def _is_closed(loop: Any) -> bool:
+    is_closed = getattr(loop, "is_closed", None)
+    return bool(is_closed()) if is_closed is not None else False
+
+
+def _forget_dead_loops() -> None:
+    """Drop instances whose loop has closed: their sessions can never be used or closed."""
+    for key in [k for k in _pool if k[0] is not None and _is_closed(k[0])]:
+        del _pool[key]
 
 
 async def acquire_filesystem(protocol: str, options: Mapping[str, Any]) -> tuple[Any, _Key]:
     """The shared filesystem for (running loop, protocol, options), its session open, and
     the key to hand back to :func:`release_filesystem`."""
+    _forget_dead_loops()
     key = _key(protocol, options)
     if key in _pool:
         fs, users = _pool[key]
@@ -76,7 +109,7 @@ async def acquire_filesystem(protocol: str, options: Mapping[str, Any]) -> tuple
     cls = fsspec.get_filesystem_class(protocol)
     # botocore edits nested option dicts in place: give the filesystem its own copy.
     options = copy.deepcopy(dict(options))
-    if issubclass(cls, AsyncFileSystem):
+    if issubclass(cls, AsyncFileSystem) and key[0] is not None:
         fs = cls(asynchronous=True, skip_instance_cache=True, **options)
         for opener in ("set_session", "_set_session"):
             if hasattr(fs, opener):
@@ -94,17 +127,17 @@ async def acquire_filesystem(protocol: str, options: Mapping[str, Any]) -> tuple
 
 
 async def release_filesystem(key: _Key, fs: Any) -> None:
-    """Drop one use of ``fs``; the last use closes its sessions."""
+    """Drop one use of ``fs``; the last use closes its sessions (when its loop is the
+    running one; a session of another or a closed loop is only forgotten)."""
     entry = _pool.get(key)
-    if entry is None or entry[0] is not fs:
+    if entry is not None and entry[0] is fs:
+        users = entry[1] - 1
+        if users > 0:
+            _pool[key] = (fs, users)
+            return
+        del _pool[key]
+    if is_usable_here(key) and uses_async_api(fs):
         await _close(fs)
-        return
-    users = entry[1] - 1
-    if users > 0:
-        _pool[key] = (fs, users)
-        return
-    del _pool[key]
-    await _close(fs)
 
 
 async def _close(fs: Any) -> None:

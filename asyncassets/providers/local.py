@@ -1,18 +1,28 @@
-"""Listing and reading card files in a local folder (blocking; run in worker threads)."""
+"""Card files in a local folder: listing and reading (blocking functions, run in worker
+threads) and :class:`LocalCardFolder`, the card source that runs them."""
 
 from __future__ import annotations
 
 import os
 import stat as stat_module
+from collections.abc import Iterable
 from pathlib import Path
+
+import anyio
 
 from asyncassets.errors import AssetSourceNotFoundError
 from asyncassets.parsing import MAX_FILE_BYTES, is_card_file, parse_card_file, too_large_file
 from asyncassets.problems import Problem
 from asyncassets.snapshot import FileRecord
-from asyncassets.urls import file_url
+from asyncassets.urls import display_path, file_url, local_path
 
-__all__ = ["file_url", "is_hidden_below", "list_local_cards", "read_card_bytes", "read_local_cards"]
+__all__ = [
+    "LocalCardFolder",
+    "is_hidden_below",
+    "list_local_cards",
+    "read_card_bytes",
+    "read_local_cards",
+]
 
 
 def is_hidden_below(root: Path, path: Path) -> bool:
@@ -87,9 +97,14 @@ def read_card_bytes(path: str) -> bytes | int:
             raise OSError(0, "not a regular file")
         if info.st_size > MAX_FILE_BYTES:
             return info.st_size
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-        return len(data) if len(data) > MAX_FILE_BYTES else data
+        # Read what fstat announced (a buffer of the limit's size per file would cost
+        # more than the parse), then whatever a writer appended since, up to the limit.
+        chunks = [os.read(fd, info.st_size + 1)]
+        total = len(chunks[0])
+        while chunks[-1] and total <= MAX_FILE_BYTES:
+            chunks.append(os.read(fd, min(2**20, MAX_FILE_BYTES + 1 - total)))
+            total += len(chunks[-1])
+        return total if total > MAX_FILE_BYTES else b"".join(chunks)
     finally:
         os.close(fd)
 
@@ -105,3 +120,79 @@ def _read_and_parse(path: str, version: str | None, source: str) -> FileRecord:
     if isinstance(data, int):
         return FileRecord(url, (), (too_large_file(data, url, source),), version)
     return parse_card_file(data, file=url, source=source, version=version)
+
+
+#: Local files read and parsed per worker-thread hop.
+LOCAL_BATCH = 64
+#: Worker threads parsing local files at once.
+LOCAL_THREADS = 4
+
+
+class LocalCardFolder:
+    """A local folder (or a single card file) as a :class:`CardSource`. Listing, reading
+    and parsing run in worker threads, a batch of files per hop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = file_url(path)
+
+    def file_url(self, path: str) -> str:
+        return file_url(path)
+
+    async def list_files(self) -> dict[str, str | None]:
+        return dict(await anyio.to_thread.run_sync(list_local_cards, self.path))
+
+    async def read(self, items: list[tuple[str, str | None]], source: str) -> list[FileRecord]:
+        limiter = anyio.CapacityLimiter(LOCAL_THREADS)
+        results: list[list[FileRecord]] = []
+
+        async def run(batch: list[tuple[str, str | None]]) -> None:
+            results.append(
+                await anyio.to_thread.run_sync(read_local_cards, batch, source, limiter=limiter)
+            )
+
+        async with anyio.create_task_group() as tg:
+            for start in range(0, len(items), LOCAL_BATCH):
+                tg.start_soon(run, items[start : start + LOCAL_BATCH])
+        return [record for batch in results for record in batch]
+
+    async def read_paths(
+        self, paths: list[str], source: str, known: Iterable[str]
+    ) -> dict[str, FileRecord | None]:
+        listing, gone = await anyio.to_thread.run_sync(
+            _expand_local_paths, self.path, paths, list(known)
+        )
+        changed: dict[str, FileRecord | None] = dict.fromkeys(gone)
+        for record in await self.read(list(listing.items()), source):
+            changed[record.file] = record
+        return changed
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _expand_local_paths(
+    root: Path, paths: list[str], known: list[str]
+) -> tuple[dict[str, str], list[str]]:
+    """Card files under changed ``paths`` (``{path: version}``) and known file URLs that
+    are gone (a deleted file, or any file under a deleted or renamed folder). Paths outside
+    ``root`` or hidden below it are left out, as a full listing leaves them out."""
+    present: dict[str, str] = {}
+    gone: list[str] = []
+    for path in paths:
+        local = local_path(path)
+        if local is None:
+            continue
+        url = file_url(local)
+        if local != root and is_hidden_below(root, local):
+            continue
+        under = [f for f in known if f == url or f.startswith(url + "/")]
+        if not local.exists():
+            gone.extend(under)
+            continue
+        if local.is_file() and not is_card_file(local.name):
+            continue
+        listing = list_local_cards(local)
+        present.update(listing)
+        gone.extend(f for f in under if display_path(f) not in listing)
+    return present, gone

@@ -3,6 +3,10 @@
 One listing of the prefix, then every card object fetched with bounded concurrency
 (``max_concurrency``, default 64) and parsed off the event loop in batches. No per-object
 ``info``/``exists`` round trip: versions (ETag / generation / mtime) come from the listing.
+
+On asyncio, fsspec's async filesystems (s3fs, gcsfs, HTTP) run on the caller's loop; on
+other loops (trio), where their sessions cannot run, the same filesystems are used through
+their synchronous API in worker threads (fsspec drives them from its own IO thread).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -24,12 +28,14 @@ from tenacity import (
 )
 
 from asyncassets.errors import AssetMetadataError, AssetSourceNotFoundError
-from asyncassets.parsing import is_card_file, parse_batch
+from asyncassets.parsing import MAX_FILE_BYTES, is_card_file, parse_batch, too_large_file
 from asyncassets.problems import Problem
 from asyncassets.providers.filesystems import (
     acquire_filesystem,
     default_storage_options,
+    is_usable_here,
     release_filesystem,
+    uses_async_api,
 )
 from asyncassets.snapshot import FileRecord
 
@@ -96,20 +102,28 @@ class RemoteCardFolder:
                 f"cannot open card folder {url}: unknown protocol '{protocol}://'", source=url
             ) from None
         self.root = self.fs_class._strip_protocol(url).rstrip("/")
-        self.url = self.object_url(self.root)
+        self.url = self.file_url(self.root)
         self.storage_options = default_storage_options(protocol, storage_options, max_concurrency)
         self.max_concurrency = max_concurrency
         self._fs: Any = None
         self._fs_key: Any = None
         self._cat_kwargs: dict[str, Any] = {}
+        #: Object sizes from the last listing: an object over MAX_FILE_BYTES is not read.
+        self._sizes: dict[str, int] = {}
 
-    def object_url(self, path: str) -> str:
+    def file_url(self, path: str) -> str:
         return f"{self.protocol}://{path}"
 
     async def filesystem(self) -> Any:
+        """The filesystem for the running loop (a session made on another loop, closed or
+        not, is never reused here)."""
+        if self._fs is not None and not is_usable_here(self._fs_key):
+            stale, self._fs = self._fs, None
+            await release_filesystem(self._fs_key, stale)
         if self._fs is None:
             fs, self._fs_key = await acquire_filesystem(self.protocol, self.storage_options)
-            if fs.async_impl:
+            self._cat_kwargs = {}
+            if uses_async_api(fs):
                 # s3fs sends a HEAD before every GET when it may split the read; card
                 # files are small, so ask for one plain GET.
                 params = inspect.signature(fs._cat_file).parameters
@@ -129,12 +143,12 @@ class RemoteCardFolder:
                 return await call()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def list_objects(self) -> dict[str, str | None]:
+    async def list_files(self) -> dict[str, str | None]:
         """``{object path: version}`` of every card file under the root."""
         fs = await self.filesystem()
 
         async def find() -> dict[str, Any]:
-            if fs.async_impl:
+            if uses_async_api(fs):
                 return dict(await fs._find(self.root, detail=True))
             return dict(await anyio.to_thread.run_sync(lambda: fs.find(self.root, detail=True)))
 
@@ -159,18 +173,22 @@ class RemoteCardFolder:
                 f"card folder {self.url} does not exist (no such bucket or prefix)",
                 source=self.url,
             )
-        return {
-            path: object_version(info)
+        cards = {
+            path: info
             for path, info in found.items()
             if info.get("type", "file") != "directory"
             and is_card_file(path)
             and not _hidden(path[len(self.root) :])
         }
+        self._sizes = {
+            path: int(info["size"]) for path, info in cards.items() if info.get("size") is not None
+        }
+        return {path: object_version(info) for path, info in cards.items()}
 
     async def _exists(self) -> bool:
         fs = await self.filesystem()
         try:
-            if fs.async_impl:
+            if uses_async_api(fs):
                 return bool(await fs._exists(self.root))
             return bool(await anyio.to_thread.run_sync(fs.exists, self.root))
         except Exception:
@@ -186,13 +204,16 @@ class RemoteCardFolder:
         send, receive = anyio.create_memory_object_stream[tuple[str, bytes, str | None]](math.inf)
 
         async def cat(path: str) -> bytes:
-            if fs.async_impl:
+            if uses_async_api(fs):
                 data: bytes = await fs._cat_file(path, **self._cat_kwargs)
                 return data
             return bytes(await anyio.to_thread.run_sync(fs.cat_file, path))
 
-        async def fetch(path: str, version: str | None) -> None:
-            url = self.object_url(path)
+        async def fetch(path: str, version: str | None, size: int | None) -> None:
+            url = self.file_url(path)
+            if size is not None and size > MAX_FILE_BYTES:
+                records.append(FileRecord(url, (), (too_large_file(size, url, source),), version))
+                return
             async with limiter:
                 try:
                     data = await self._retry(lambda: cat(path))
@@ -210,7 +231,7 @@ class RemoteCardFolder:
         async def fetch_all() -> None:
             async with send, anyio.create_task_group() as fetchers:
                 for path, version in items:
-                    fetchers.start_soon(fetch, path, version)
+                    fetchers.start_soon(fetch, path, version, self._sizes.get(path))
 
         async def parse_arrivals() -> None:
             batch: list[tuple[str, bytes, str | None]] = []
@@ -231,13 +252,15 @@ class RemoteCardFolder:
             tg.start_soon(parse_arrivals)
         return records
 
-    async def read_paths(self, paths: list[str], source: str) -> dict[str, FileRecord | None]:
+    async def read_paths(
+        self, paths: list[str], source: str, known: Iterable[str] = ()
+    ) -> dict[str, FileRecord | None]:
         """Re-read ``paths`` (URLs or object paths); None for those no longer listed."""
-        listing = await self.list_objects()
+        listing = await self.list_files()
         wanted = {self.fs_class._strip_protocol(p) for p in paths}
         items = [(p, v) for p, v in listing.items() if p in wanted]
         changed: dict[str, FileRecord | None] = {
-            self.object_url(p): None for p in wanted if p not in listing
+            self.file_url(p): None for p in wanted if p not in listing
         }
         for record in await self.read(items, source):
             changed[record.file] = record

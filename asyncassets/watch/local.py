@@ -13,7 +13,8 @@ from watchfiles import Change, awatch
 
 from asyncassets.parsing import is_card_file
 from asyncassets.providers.file import FileAssetMetadataProvider
-from asyncassets.providers.local import file_url, is_hidden_below
+from asyncassets.providers.local import is_hidden_below
+from asyncassets.urls import file_url
 
 __all__ = ["DEFAULT_DEBOUNCE_MS", "watch_local"]
 
