@@ -24,7 +24,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[s3,gcs,http]", "mypy", "types-pyyaml", "types-aiofiles")
+    session.install("-e", ".[s3,gcs,http]", "mypy", "types-pyyaml")
     session.run("mypy", "--strict", "asyncassets")
 
 
