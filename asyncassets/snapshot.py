@@ -15,7 +15,11 @@ from typing import Any
 
 from asyncassets.problems import Problem, display_path
 
-__all__ = ["CardEntry", "FileRecord", "Snapshot", "SnapshotDiff"]
+__all__ = ["WHOLE_FILE_PROBLEMS", "CardEntry", "FileRecord", "Snapshot", "SnapshotDiff"]
+
+#: Problem kinds that reject a whole file (it could not be read or parsed, or went past a
+#: limit): a refresh that meets one keeps the file's last good cards.
+WHOLE_FILE_PROBLEMS = frozenset({"yaml", "read", "too-large"})
 
 
 @dataclass(frozen=True, slots=True)

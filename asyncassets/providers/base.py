@@ -15,7 +15,7 @@ from asyncassets.errors import (
 )
 from asyncassets.loops import LoopLocalLock
 from asyncassets.problems import Problem
-from asyncassets.snapshot import FileRecord, Snapshot, SnapshotDiff
+from asyncassets.snapshot import WHOLE_FILE_PROBLEMS, FileRecord, Snapshot, SnapshotDiff
 from asyncassets.values import copy_value
 
 __all__ = ["AssetMetadataProvider", "CardSource", "SnapshotListener", "SnapshotProvider"]
@@ -201,7 +201,7 @@ class SnapshotProvider(ABC):
                 record is not None
                 and previous is not None
                 and not record.entries
-                and any(p.kind in ("yaml", "read") for p in record.problems)
+                and any(p.kind in WHOLE_FILE_PROBLEMS for p in record.problems)
             ):
                 changed[path] = FileRecord(
                     path, previous.entries, record.problems, record.version, stale=True
