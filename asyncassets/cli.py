@@ -1,16 +1,23 @@
 """The ``asyncassets`` command line. Uses only the public API; the only code that prints.
 
-Errors print one line on stderr (no traceback) and exit 1; an unknown card exits 2.
+Errors print one line on stderr (no traceback) and exit 1; an unknown card exits 2. An
+``ExceptionGroup`` is reported as its first real error. A reader that goes away
+(``asyncassets list | head -1``) ends the command quietly with 141 (128 + SIGPIPE, as a
+shell reports ``yes | head -1``); Ctrl-C exits 130 (``watch``: 0). ``-v`` adds the
+traceback of an unexpected error.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+import traceback
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any, TextIO
 
 import anyio
 
@@ -24,13 +31,64 @@ from asyncassets import (
     create_default_store,
 )
 
-__all__ = ["main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OUTPUT_CLOSED", "main", "report_error"]
 
 KINDS = ("model", "dataset", "tokenizer", "other")
+
+#: Exit status when the reader of our output went away: 128 + SIGPIPE, what a shell
+#: reports for ``yes | head -1``.
+EXIT_OUTPUT_CLOSED = 141
+#: Exit status after Ctrl-C: 128 + SIGINT.
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
     """A command line that cannot be carried out as given."""
+
+
+class OutputClosed(Exception):
+    """The reader of stdout or stderr went away (``asyncassets list | head -1``).
+
+    Raised by :func:`say` instead of ``BrokenPipeError``, so that a broken pipe of our own
+    output is told apart from one on a network socket, which is a real error.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(f"{getattr(stream, 'name', 'output')} is closed")
+        self.stream = stream
+
+
+def say(*values: object, file: TextIO | None = None, flush: bool = False) -> None:
+    """``print``, except that a closed pipe raises :class:`OutputClosed`."""
+    stream = sys.stdout if file is None else file
+    try:
+        print(*values, file=stream, flush=flush)
+    except BrokenPipeError as exc:
+        raise OutputClosed(stream) from exc
+
+
+def flush_output() -> None:
+    """Write what stdout still buffers, so that a closed pipe shows up now, while we can
+    still end quietly, and not in the interpreter's last flush."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError as exc:
+        raise OutputClosed(sys.stdout) from exc
+
+
+def silence(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at the null device, so that what it still buffers
+    goes nowhere instead of raising again at exit ("Exception ignored ... BrokenPipeError",
+    see the note on SIGPIPE in the ``signal`` module's documentation)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not backed by a file descriptor (an in-memory stream)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def card_kind(card: AssetCard) -> str:
@@ -119,16 +177,16 @@ async def cmd_list(store: AssetStore, args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        print(json.dumps(rows, indent=2))
+        say(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("no cards", file=sys.stderr)
+        say("no cards", file=sys.stderr)
         return 0
     width = max(len(r["name"]) for r in rows)
     for row in rows:
         envs = f"  [{', '.join(row.get('envs', []))}]" if row.get("envs") else ""
         detail = row.get("error") or row["family"]
-        print(f"{row['name']:<{width}}  {row['kind']:<9}  {detail}{envs}")
+        say(f"{row['name']:<{width}}  {row['kind']:<9}  {detail}{envs}")
     return 0
 
 
@@ -136,7 +194,7 @@ async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
     card = await store.retrieve_card(args.name)
     chain = [c.name for c in card.chain()]
     if args.json:
-        print(
+        say(
             json.dumps(
                 {
                     "name": card.name,
@@ -151,10 +209,10 @@ async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
         return 0
     import yaml
 
-    print(f"# {card.name}  ({card.source})")
+    say(f"# {card.name}  ({card.source})")
     if len(chain) > 1:
-        print(f"# base chain: {' -> '.join(chain)}")
-    print(yaml.safe_dump(card.to_dict(), sort_keys=False, default_flow_style=False).rstrip())
+        say(f"# base chain: {' -> '.join(chain)}")
+    say(yaml.safe_dump(card.to_dict(), sort_keys=False, default_flow_style=False).rstrip())
     return 0
 
 
@@ -162,37 +220,24 @@ async def cmd_check(store: AssetStore, args: argparse.Namespace) -> int:
     logging.getLogger("asyncassets.store").setLevel(logging.ERROR)  # we print them all
     problems = await store.check()
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "kind": p.kind,
-                        "message": p.message,
-                        "source": p.source,
-                        "file": p.file,
-                        "line": p.line,
-                        "card": p.card,
-                        "field": p.field,
-                    }
-                    for p in problems
-                ],
-                indent=2,
-            )
-        )
+        say(json.dumps([problem.to_dict() for problem in problems], indent=2))
     else:
         for problem in problems:
-            print(problem)
+            say(problem)
         names = await store.asset_names()
         summary = f"{len(names)} cards, {len(problems)} problem(s)"
-        print(summary, file=sys.stderr)
+        say(summary, file=sys.stderr)
     return 1 if problems else 0
 
 
 async def cmd_watch(store: AssetStore, args: argparse.Namespace) -> int:
     async with store.watching(debounce_ms=args.debounce_ms, poll_interval=args.poll_interval):
         sources = ", ".join(p.source for p in store.providers_by_precedence())
-        print(f"watching {sources} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        say(f"watching {sources} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         async for event in store.changes():
+            if args.json:
+                say(event.to_json(), flush=True)
+                continue
             parts = [
                 f"{label} {', '.join(sorted(names))}"
                 for label, names in (
@@ -205,9 +250,9 @@ async def cmd_watch(store: AssetStore, args: argparse.Namespace) -> int:
             if not parts and not event.problems:
                 parts.append("problems fixed")
             stamp = event.time.astimezone().strftime("%H:%M:%S")
-            print(f"{stamp}  {'; '.join(parts) or 'problems'}", flush=True)
+            say(f"{stamp}  {'; '.join(parts) or 'problems'}", flush=True)
             for problem in event.problems:
-                print(f"          problem: {problem}", flush=True)
+                say(f"          problem: {problem}", flush=True)
     return 0
 
 
@@ -246,13 +291,13 @@ async def cmd_prefetch(store: AssetStore, args: argparse.Namespace) -> int:
             except AssetError as exc:
                 failures.append(f"{name}: {exc}")
                 return
-            print(f"{name}\t{path}", flush=True)
+            say(f"{name}\t{path}", flush=True)
 
     async with anyio.create_task_group() as tg:
         for name in args.names:
             tg.start_soon(one, name)
     for failure in failures:
-        print(f"asyncassets: error: {failure}", file=sys.stderr)
+        say(f"asyncassets: error: {failure}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -261,7 +306,7 @@ async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
     if args.cache_command == "ls":
         entries = cache.entries()
         if args.json:
-            print(
+            say(
                 json.dumps(
                     [
                         {
@@ -283,9 +328,9 @@ async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
         for e in entries:
             used = datetime.fromtimestamp(e.last_used).strftime("%Y-%m-%d %H:%M")
             state = "" if e.complete else "  (partial)"
-            print(f"{e.key}  {format_size(e.size):>10}  {used}  {e.uri}{state}")
+            say(f"{e.key}  {format_size(e.size):>10}  {used}  {e.uri}{state}")
         total = sum(e.size for e in entries)
-        print(f"{len(entries)} entries, {format_size(total)} in {cache.root}", file=sys.stderr)
+        say(f"{len(entries)} entries, {format_size(total)} in {cache.root}", file=sys.stderr)
         return 0
     if args.cache_command == "prune":
         limit = parse_size(args.max_size) if args.max_size is not None else cache.max_bytes
@@ -293,19 +338,19 @@ async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
             raise UsageError("cache prune needs --max-size SIZE (e.g. 50G; 0 empties the cache)")
         removed = await cache.prune(limit)
         for e in removed:
-            print(f"removed {e.uri} ({format_size(e.size)})")
-        print(f"{len(removed)} entries removed", file=sys.stderr)
+            say(f"removed {e.uri} ({format_size(e.size)})")
+        say(f"{len(removed)} entries removed", file=sys.stderr)
         return 0
     if not await cache.remove(args.uri):
         raise UsageError(f"{args.uri} is not in the cache")
-    print(f"removed {args.uri}")
+    say(f"removed {args.uri}")
     return 0
 
 
 async def cmd_demo(store: AssetStore, args: argparse.Namespace) -> int:
     from asyncassets.demo import run_demo
 
-    await run_demo(print)
+    await run_demo(say)
     return 0
 
 
@@ -373,6 +418,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output")
 
     p = sub.add_parser("watch", parents=[common], help="print change events until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="one JSON object per event and line")
     p.add_argument("--debounce-ms", type=int, default=50, help="quiet time after an edit")
     p.add_argument(
         "--poll-interval", type=float, default=None, help="seconds between remote listings"
@@ -417,6 +463,66 @@ async def run(args: argparse.Namespace) -> int:
         return await COMMANDS[args.command](store, args)
 
 
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions inside (nested) exception groups, depth first, in order."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """asyncio's and trio's cancellation: a consequence of another error, never the cause."""
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    kind = type(exc)
+    return kind.__module__.partition(".")[0] == "trio" and kind.__name__ == "Cancelled"
+
+
+def _one_line(exc: BaseException) -> str:
+    """``TypeName: message`` with the message's lines joined."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def report_error(exc: BaseException, *, verbose: bool = False, command: str | None = None) -> int:
+    """Say what ``exc`` (which escaped a command) means, in one line on stderr, and return
+    the exit status.
+
+    - a closed output (``| head -1``) anywhere in ``exc``: nothing said, 141;
+    - Ctrl-C: nothing said, 130 (0 for ``watch``, which runs until Ctrl-C);
+    - otherwise the first real error of a (nested) ``ExceptionGroup`` (cancellations are
+      consequences, not causes), or ``exc`` itself: an ``AssetError``'s message (exit 2 for
+      an unknown card, else 1), or ``TypeName: message`` and a hint to run with ``-v``,
+      which prints the traceback too (exit 1).
+    """
+    leaves = list(_leaves(exc))
+    for leaf in leaves:
+        if isinstance(leaf, OutputClosed):
+            silence(leaf.stream)
+            return EXIT_OUTPUT_CLOSED
+    if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        return 0 if command == "watch" else EXIT_INTERRUPTED
+    real = [leaf for leaf in leaves if not _is_cancellation(leaf)] or [exc]
+    first = real[0]
+    expected = isinstance(first, AssetError | UsageError)
+    line = str(first) if expected else _one_line(first)
+    if len(real) > 1:
+        line += f" (and {len(real) - 1} more error{'s' if len(real) > 2 else ''})"
+    if not expected and not verbose:
+        line += " (run with -v for the traceback)"
+    try:
+        if verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        say(f"asyncassets: error: {line}", file=sys.stderr, flush=True)
+    except OutputClosed as closed:
+        silence(closed.stream)
+    except BrokenPipeError:  # the traceback could not be written: stderr is closed
+        silence(sys.stderr)
+    return 2 if isinstance(first, AssetCardNotFoundError) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _defaults(make_parser().parse_args(argv))
     logging.basicConfig(
@@ -424,15 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="asyncassets: %(levelname)s: %(message)s",
     )
     try:
-        return anyio.run(run, args)
-    except AssetCardNotFoundError as exc:
-        print(f"asyncassets: error: {exc}", file=sys.stderr)
-        return 2
-    except (AssetError, UsageError) as exc:
-        print(f"asyncassets: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0 if args.command == "watch" else 130
+        code = anyio.run(run, args)
+        flush_output()
+    except SystemExit:
+        raise
+    except BaseException as exc:  # Ctrl-C, cancellations and groups of them included
+        return report_error(exc, verbose=args.verbose, command=args.command)
+    return code
 
 
 if __name__ == "__main__":
