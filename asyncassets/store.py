@@ -371,6 +371,8 @@ class AssetStore:
 
     async def maybe_retrieve_card(self, name: str) -> AssetCard | None:
         """Like :meth:`retrieve_card`, but None when no store defines ``name``."""
+        if not isinstance(name, str):
+            return await self.retrieve_card(name)  # raises: a name is a string
         try:
             return await self.retrieve_card(name)
         except AssetCardNotFoundError as exc:

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 
 from asyncassets.problems import Problem
 from asyncassets.providers.file import FileAssetMetadataProvider

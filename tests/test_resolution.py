@@ -9,6 +9,7 @@
 from collections.abc import Callable
 
 import pytest
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 
 from asyncassets.errors import AssetCardError, AssetCardNotFoundError
 from asyncassets.providers.file import FileAssetMetadataProvider

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 
 import asyncassets
 from asyncassets.card import AssetCard
