@@ -556,13 +556,15 @@ class AssetStore:
         return path
 
     def _storage_options_for(self, card_file: str, uri: str) -> dict[str, Any] | None:
-        protocol = uri.partition("://")[0]
+        """The storage options of the card store that defined the card, when ``uri`` is in
+        that same store's bucket or host: credentials and headers given for one store are
+        never sent to another bucket or host that a card names."""
         for provider in self.providers_by_precedence():
             if (
                 isinstance(provider, FileAssetMetadataProvider)
                 and not provider.is_local
                 and card_file.startswith(provider.source)
-                and provider.source.partition("://")[0] == protocol
+                and _same_bucket(provider.source, uri)
             ):
                 return dict(provider.storage_options)
         return None
@@ -612,3 +614,13 @@ def _equal(stored: Any, wanted: Any) -> bool:
         return bool(stored == wanted)
     except Exception:
         return False
+
+
+def _same_bucket(source: str, uri: str) -> bool:
+    """``uri`` has the protocol and the bucket (or host) of the card store ``source``."""
+
+    def split(url: str) -> tuple[str, str]:
+        scheme, _, rest = url.partition("://")
+        return scheme.lower(), rest.split("/", 1)[0].rpartition("@")[2].lower()
+
+    return split(source) == split(uri)

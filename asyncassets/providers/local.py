@@ -125,7 +125,7 @@ def _read_and_parse(path: str, version: str | None, source: str) -> FileRecord:
 #: Local files read and parsed per worker-thread hop.
 LOCAL_BATCH = 64
 #: Worker threads parsing local files at once.
-LOCAL_THREADS = 4
+LOCAL_THREADS = 2
 
 
 class LocalCardFolder:
