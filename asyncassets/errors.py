@@ -101,3 +101,26 @@ def first_error(exc: BaseException) -> BaseException:
         if isinstance(leaf, AssetError):
             return leaf
     return leaves[0] if leaves else exc
+
+
+# -- internal: raised and caught inside asyncassets, never by the public API --------------------
+
+
+class TransientError(Exception):
+    """A failure that another try may not see: 5xx, 429, a truncated body, a reset."""
+
+
+class PermanentError(Exception):
+    """A failure that retrying will not fix: 404, 403, a bad URL. ``status`` when HTTP."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RangeNotHonouredError(Exception):
+    """The server answered a ranged read without a matching ``206 Content-Range``."""
+
+
+class RemoteChangedError(Exception):
+    """The remote object changed while it was being downloaded (412, a size change)."""

@@ -27,7 +27,6 @@ from typing import Any
 
 import fsspec
 import pytest
-import sniffio
 from servers import *  # noqa: F403  (re-exports the server fixtures)
 from servers import gcs_storage_options, s3_storage_options
 
@@ -61,12 +60,6 @@ def anyio_backend() -> str:
 def both_backends(request: pytest.FixtureRequest) -> str:
     """Assign to ``anyio_backend`` in a module to run its tests on asyncio and trio."""
     return str(request.param)
-
-
-@pytest.fixture
-def async_library() -> str:
-    """The async library the test body runs on (``asyncio`` or ``trio``)."""
-    return sniffio.current_async_library()
 
 
 #: Every backend the store tests run against: the one place to add one.

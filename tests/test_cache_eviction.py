@@ -7,6 +7,7 @@ from pathlib import Path
 
 import filelock
 import pytest
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from servers import StaticServer
 
 from asyncassets.cache import CheckpointCache

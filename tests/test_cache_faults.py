@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from servers import Script, ScriptedServer
 
 from asyncassets.cache import CheckpointCache, RetryPolicy

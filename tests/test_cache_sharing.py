@@ -3,16 +3,18 @@ and a killed download resumes from the parts already on disk."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import anyio
 import pytest
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from servers import Script, ScriptedServer, StaticServer
 
 from asyncassets.cache import CheckpointCache, RetryPolicy
@@ -56,12 +58,20 @@ async def test_64_concurrent_fetches_download_the_bytes_once(
 ) -> None:
     base_url, folder = http_static_server
     payload = os.urandom(16 * PART + 17)
-    (folder / "shared64.bin").write_bytes(payload)
-    paths = await asyncio.gather(*(cache.fetch(f"{base_url}/shared64.bin") for _ in range(64)))
+    name = f"shared64-{uuid.uuid4().hex[:8]}.bin"
+    (folder / name).write_bytes(payload)
+    paths: list[Path] = []
+
+    async def fetch() -> None:
+        paths.append(await cache.fetch(f"{base_url}/{name}"))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(64):
+            tg.start_soon(fetch)
     assert len(set(paths)) == 1
     assert paths[0].read_bytes() == payload
-    assert http_static_server.stats.bytes_for("/shared64.bin") == len(payload)
-    assert http_static_server.stats.count("/shared64.bin", "HEAD") == 1
+    assert http_static_server.stats.bytes_for(f"/{name}") == len(payload)
+    assert http_static_server.stats.count(f"/{name}", "HEAD") == 1
 
 
 def test_4_processes_download_the_bytes_once(
@@ -100,7 +110,7 @@ async def test_killed_download_leaves_no_complete_entry_and_resumes(
     while len(journal_done) < 4:
         assert child.poll() is None, child.communicate()
         assert time.monotonic() < deadline, "no part was journaled"
-        await asyncio.sleep(0.05)
+        await anyio.sleep(0.05)
         for journal in cache.root.rglob("*.parts.json"):
             journal_done = json.loads(journal.read_text()).get("done", [])
     child.send_signal(signal.SIGKILL)
@@ -124,11 +134,25 @@ async def test_cancelled_fetch_is_taken_over_by_a_waiting_caller(
 ) -> None:
     payload = os.urandom(8 * PART)
     url = scripted_http_server.put("cancel.bin", payload, Script(rate=5e5))
-    leader = asyncio.create_task(cache.fetch(url))
-    await asyncio.sleep(0.05)
-    follower = asyncio.create_task(cache.fetch(url))
-    await asyncio.sleep(0.05)
-    leader.cancel()
-    path = await follower
-    assert path.read_bytes() == payload
-    assert leader.cancelled()
+    got: list[Path] = []
+    leader_finished = False
+
+    async def follow() -> None:
+        got.append(await cache.fetch(url))
+
+    leader = anyio.CancelScope()
+
+    async def lead() -> None:
+        nonlocal leader_finished
+        with leader:
+            await cache.fetch(url)
+            leader_finished = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lead)
+        await anyio.sleep(0.05)
+        tg.start_soon(follow)
+        await anyio.sleep(0.05)
+        leader.cancel()
+    assert got[0].read_bytes() == payload
+    assert leader.cancel_called and not leader_finished

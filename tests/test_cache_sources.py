@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import fsspec
 import pytest
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from servers import StaticServer, gcs_storage_options, s3_storage_options
 
 from asyncassets.cache import CheckpointCache, RetryPolicy
@@ -33,7 +35,7 @@ def payload() -> bytes:
 def s3(moto_server: str, request: pytest.FixtureRequest) -> tuple[Any, str, dict[str, Any]]:
     options = s3_storage_options(moto_server)
     fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
-    bucket = "b-" + request.node.name.replace("_", "-")[:40].lower()
+    bucket = f"b-{uuid.uuid4().hex[:20]}"
     fs.mkdir(bucket)
     return fs, bucket, options
 
@@ -87,9 +89,10 @@ async def test_gcs_file_is_fetched(
 ) -> None:
     options = gcs_storage_options(gcs_emulator)
     fs = fsspec.filesystem("gcs", skip_instance_cache=True, **options)
-    fs.mkdir("gcs-file-bucket")
-    fs.pipe("gcs-file-bucket/ckpt/model.pt", payload)
-    path = await cache.fetch("gs://gcs-file-bucket/ckpt/model.pt", storage_options=options)
+    bucket = f"gcs-file-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    fs.pipe(f"{bucket}/ckpt/model.pt", payload)
+    path = await cache.fetch(f"gs://{bucket}/ckpt/model.pt", storage_options=options)
     assert path.read_bytes() == payload
 
 
@@ -98,10 +101,11 @@ async def test_gcs_folder_is_fetched_whole(
 ) -> None:
     options = gcs_storage_options(gcs_emulator)
     fs = fsspec.filesystem("gcs", skip_instance_cache=True, **options)
-    fs.mkdir("gcs-dir-bucket")
-    fs.pipe("gcs-dir-bucket/ckpt/a.bin", payload)
-    fs.pipe("gcs-dir-bucket/ckpt/b.bin", payload[::-1])
-    path = await cache.fetch("gs://gcs-dir-bucket/ckpt", storage_options=options)
+    bucket = f"gcs-dir-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    fs.pipe(f"{bucket}/ckpt/a.bin", payload)
+    fs.pipe(f"{bucket}/ckpt/b.bin", payload[::-1])
+    path = await cache.fetch(f"gs://{bucket}/ckpt", storage_options=options)
     assert (path / "a.bin").read_bytes() == payload
     assert (path / "b.bin").read_bytes() == payload[::-1]
 
@@ -110,29 +114,32 @@ async def test_http_file_is_fetched_in_ranged_parts(
     cache: CheckpointCache, http_static_server: StaticServer, payload: bytes
 ) -> None:
     base_url, folder = http_static_server
-    (folder / "ranged.bin").write_bytes(payload)
-    path = await cache.fetch(f"{base_url}/ranged.bin")
+    name = f"ranged-{uuid.uuid4().hex[:8]}.bin"
+    (folder / name).write_bytes(payload)
+    path = await cache.fetch(f"{base_url}/{name}")
     assert path.read_bytes() == payload
-    assert http_static_server.stats.count("/ranged.bin", "GET") == 4  # 3 full parts + 1 tail
-    assert http_static_server.stats.bytes_for("/ranged.bin") == len(payload)
+    assert http_static_server.stats.count(f"/{name}", "GET") == 4  # 3 full parts + 1 tail
+    assert http_static_server.stats.bytes_for(f"/{name}") == len(payload)
 
 
 async def test_http_cache_hit_costs_one_head_request(
     cache: CheckpointCache, http_static_server: StaticServer, payload: bytes
 ) -> None:
     base_url, folder = http_static_server
-    (folder / "hit.bin").write_bytes(payload)
-    await cache.fetch(f"{base_url}/hit.bin")
-    before = http_static_server.stats.count("/hit.bin")
-    await cache.fetch(f"{base_url}/hit.bin")
-    assert http_static_server.stats.count("/hit.bin") - before == 1
+    name = f"hit-{uuid.uuid4().hex[:8]}.bin"
+    (folder / name).write_bytes(payload)
+    await cache.fetch(f"{base_url}/{name}")
+    before = http_static_server.stats.count(f"/{name}")
+    await cache.fetch(f"{base_url}/{name}")
+    assert http_static_server.stats.count(f"/{name}") - before == 1
     assert http_static_server.stats.requests[-1][0] == "HEAD"
 
 
 async def test_memory_url_is_fetched(cache: CheckpointCache, payload: bytes) -> None:
     fs = fsspec.filesystem("memory")
-    fs.pipe("/cache-tests/model.bin", payload)
-    path = await cache.fetch("memory://cache-tests/model.bin")
+    name = f"/cache-tests/{uuid.uuid4().hex[:8]}/model.bin"
+    fs.pipe(name, payload)
+    path = await cache.fetch(f"memory:/{name}")
     assert path.read_bytes() == payload
 
 

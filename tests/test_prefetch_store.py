@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import s3fs
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from servers import StaticServer, s3_storage_options
 
 from asyncassets import (

@@ -24,7 +24,14 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from asyncassets.errors import AssetDownloadError, AssetError, ChecksumMismatchError
+from asyncassets.errors import (
+    AssetDownloadError,
+    AssetError,
+    ChecksumMismatchError,
+    PermanentError,
+    RemoteChangedError,
+)
+from asyncassets.transient import is_transient
 
 from .archive import ArchiveError, archive_kind, extract_archive, extracted_name
 from .layout import (
@@ -42,13 +49,7 @@ from .layout import (
 from .locking import EntryLocks, SingleFlight
 from .progress import open_progress, progress_enabled
 from .ranged import TransferSettings, download_file, first_error
-from .retry import (
-    PermanentError,
-    RemoteChangedError,
-    RetryPolicy,
-    call_with_retries,
-    is_transient,
-)
+from .retry import RetryPolicy, call_with_retries
 from .sources import RemoteListing, Source, local_path_of, open_source, redact
 
 __all__ = ["CheckpointCache"]
@@ -95,6 +96,28 @@ def _safe_relpath(uri: str, relpath: str) -> str:
             uri=uri,
         )
     return clean
+
+
+def _has_size(path: Path, size: int | None) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
+def _move_into_place(part: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(part, final)
+    part.with_name(part.name + ".parts.json").unlink(missing_ok=True)
+
+
+def _replace_tree(source: Path, target: Path) -> None:
+    shutil.rmtree(target)
+    os.replace(source, target)
+
+
+async def _remove_tree(path: Path) -> None:
+    await anyio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
 
 
 class CheckpointCache:
@@ -186,7 +209,7 @@ class CheckpointCache:
             raise AssetDownloadError(f"{exc} (for {redact(uri)})", uri=uri) from None
         local = local_path_of(uri)
         if local is not None:
-            if not local.exists():
+            if not await anyio.to_thread.run_sync(local.exists):
                 raise AssetDownloadError(f"{uri} does not exist", uri=uri)
             if not extract:
                 return local
@@ -266,17 +289,25 @@ class CheckpointCache:
             uri=uri,
         )
 
-    async def _fetch_offline(self, uri: str, key: str, expected: str | None) -> Path:
+    def _complete_entry(self, key: str) -> tuple[EntryRecord, Path] | None:
+        """The entry's record and data path when it is complete on disk (blocking)."""
         record = self._layout.read_entry(key)
-        path = self._layout.data_path(key, record) if record is not None else None
-        if record is None or path is None or not path.exists():
+        if record is None:
+            return None
+        path = self._layout.data_path(key, record)
+        return (record, path) if path.exists() else None
+
+    async def _fetch_offline(self, uri: str, key: str, expected: str | None) -> Path:
+        found = await anyio.to_thread.run_sync(self._complete_entry, key)
+        if found is None:
             raise AssetDownloadError(
                 f"{redact(uri)} is not in the cache at {self.root} and offline mode is on "
                 "(local_only=True or ASYNCASSETS_OFFLINE=1); fetch it once while online",
                 uri=uri,
             )
+        record, path = found
         await self._check_recorded_sha256(uri, key, record, path, expected)
-        self._layout.touch(key)
+        await anyio.to_thread.run_sync(self._layout.touch, key)
         return path
 
     async def _check_recorded_sha256(
@@ -288,7 +319,9 @@ class CheckpointCache:
             actual = await anyio.to_thread.run_sync(_sha256_of, path)
             if actual == expected:
                 record.sha256 = actual
-                write_json_atomic(self._layout.entry_dir(key) / "entry.json", record.to_json())
+                await anyio.to_thread.run_sync(
+                    write_json_atomic, self._layout.entry_dir(key) / "entry.json", record.to_json()
+                )
                 return
         else:
             actual = record.sha256 or "unknown"
@@ -299,20 +332,21 @@ class CheckpointCache:
             actual=actual,
         )
 
+    def _partial_for(self, key: str, state: dict[str, Any]) -> Path:
+        return self._layout.adopt_partial(key, state) or self._layout.new_partial(key, state)
+
     async def _describe(self, source: Source, kind_hint: str | None) -> RemoteListing:
         return await call_with_retries(self.settings.retry, lambda: source.describe(kind_hint))
 
     async def _hit(
         self, uri: str, key: str, listing: RemoteListing, expected: str | None
     ) -> Path | None:
-        record = self._layout.read_entry(key)
-        if record is None or not record.identity.same_version(listing.identity):
+        found = await anyio.to_thread.run_sync(self._complete_entry, key)
+        if found is None or not found[0].identity.same_version(listing.identity):
             return None
-        path = self._layout.data_path(key, record)
-        if not path.exists():
-            return None
+        record, path = found
         await self._check_recorded_sha256(uri, key, record, path, expected)
-        self._layout.touch(key)
+        await anyio.to_thread.run_sync(self._layout.touch, key)
         return path
 
     async def _fetch_online(
@@ -333,12 +367,12 @@ class CheckpointCache:
             file = RemoteFile(path=str(local), relpath=local.name, identity=identity)
             listing = RemoteListing("file", identity, [file])
         else:
-            known = self._layout.read_entry(key)
+            known = await anyio.to_thread.run_sync(self._layout.read_entry, key)
             listing = await self._describe(source, known.kind if known and not force else None)
         if not force and (path := await self._hit(uri, key, listing, expected)) is not None:
             logger.debug("cache hit for %s", redact(uri))
             return path
-        self._layout.ensure(key)
+        await anyio.to_thread.run_sync(self._layout.ensure, key)
         async with self._locks.hold(key):
             # Another process may have published this version while we waited for the lock.
             if not force and (path := await self._hit(uri, key, listing, expected)) is not None:
@@ -378,7 +412,7 @@ class CheckpointCache:
             "extract": extract,
             "created": time.time(),
         }
-        partial = self._layout.adopt_partial(key, state) or self._layout.new_partial(key, state)
+        partial = await anyio.to_thread.run_sync(self._partial_for, key, state)
         name = entry_name(uri)
         try:
             if source is not None:
@@ -393,7 +427,7 @@ class CheckpointCache:
                 downloaded = local
             sha = None
             if listing.kind == "file":
-                actual_size = downloaded.stat().st_size
+                actual_size = (await anyio.to_thread.run_sync(downloaded.stat)).st_size
                 if listing.identity.size is not None and actual_size != listing.identity.size:
                     raise RemoteChangedError(
                         f"{uri}: got {actual_size} bytes, expected {listing.identity.size}"
@@ -401,7 +435,7 @@ class CheckpointCache:
                 if expected is not None:
                     sha = await anyio.to_thread.run_sync(_sha256_of, downloaded)
                     if sha != expected:
-                        shutil.rmtree(partial, ignore_errors=True)
+                        await _remove_tree(partial)
                         raise ChecksumMismatchError(
                             f"{redact(uri)} has sha256 {sha}, expected {expected}; "
                             "nothing was kept",
@@ -415,10 +449,11 @@ class CheckpointCache:
                 try:
                     await anyio.to_thread.run_sync(extract_archive, downloaded, target)
                 except ArchiveError:
-                    shutil.rmtree(partial, ignore_errors=True)
+                    await _remove_tree(partial)
                     raise
-                shutil.rmtree(partial / "data")
-                os.replace(partial / "unpacked", partial / "data")
+                await anyio.to_thread.run_sync(
+                    _replace_tree, partial / "unpacked", partial / "data"
+                )
             size = await anyio.to_thread.run_sync(_tree_size, partial / "data" / name)
             record = EntryRecord(
                 uri=uri,
@@ -430,9 +465,9 @@ class CheckpointCache:
                 sha256=sha,
                 extracted=extract,
             )
-            self._layout.publish(key, partial, record)
+            await anyio.to_thread.run_sync(self._layout.publish, key, partial, record)
         except RemoteChangedError:
-            shutil.rmtree(partial, ignore_errors=True)
+            await _remove_tree(partial)
             raise
         logger.info("cached %s (%d bytes) at %s", redact(uri), record.size, self.root / key)
         return self._layout.data_path(key, record)
@@ -459,7 +494,7 @@ class CheckpointCache:
                 final = partial / "data" / name
             else:
                 final = partial / "data" / name / _safe_relpath(uri, file.relpath)
-            if final.exists() and final.stat().st_size == file.identity.size:
+            if await anyio.to_thread.run_sync(_has_size, final, file.identity.size):
                 bar.advance(file.identity.size or 0)  # finished before an interruption
                 return
             token = hashlib.sha256(file.relpath.encode()).hexdigest()[:16]
@@ -474,9 +509,7 @@ class CheckpointCache:
                     limiter=limiter,
                     progress=bar,
                 )
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part, final)
-            part.with_name(part.name + ".parts.json").unlink(missing_ok=True)
+            await anyio.to_thread.run_sync(_move_into_place, part, final)
 
         try:
             async with anyio.create_task_group() as tg:

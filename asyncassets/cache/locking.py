@@ -1,7 +1,7 @@
 """One download per entry: shared in-flight fetches in a process, a file lock across processes.
 
 ``SingleFlight`` lets concurrent callers of the same fetch in one event loop await the one
-that is running. ``EntryLocks`` serialises work on an entry: an asyncio lock inside the process
+that is running. ``EntryLocks`` serialises work on an entry: an anyio lock inside the process
 and a ``filelock`` lock (``flock``; it dies with its process, so a killed download never leaves
 a lock that blocks forever) across processes and hosts sharing the folder. Correctness never
 rests on the lock alone: downloads write to uniquely named partial folders and publish with a
@@ -10,7 +10,6 @@ rename.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -18,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import filelock
+
+from asyncassets.loops import current_loop
 
 __all__ = ["EntryLocks", "SingleFlight"]
 
@@ -27,49 +29,61 @@ logger = logging.getLogger("asyncassets.cache.locking")
 T = TypeVar("T")
 
 
-class SingleFlight:
-    """Run one ``func()`` per key at a time; concurrent callers share its result.
+class _Flight:
+    """One run of ``func`` that followers wait for."""
 
-    A follower whose leader was cancelled takes over instead of failing.
+    __slots__ = ("cancelled", "done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+
+class SingleFlight:
+    """Run one ``func()`` per key at a time in each event loop; concurrent callers share
+    its result (or its exception).
+
+    A follower whose leader was cancelled takes over instead of failing; a cancelled
+    follower just stops waiting.
     """
 
     def __init__(self) -> None:
-        self._flights: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
+        self._flights: dict[tuple[Any, Hashable], _Flight] = {}
 
     async def run(self, key: Hashable, func: Callable[[], Awaitable[T]]) -> T:
-        loop = asyncio.get_running_loop()
-        slot = (id(loop), key)
+        slot = (current_loop(), key)
         while (flight := self._flights.get(slot)) is not None:
-            try:
-                result: T = await asyncio.shield(flight)
-                return result
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if (task is not None and task.cancelling()) or not flight.cancelled():
-                    raise
-                # The leader was cancelled, not us: try again, possibly as the new leader.
-        future: asyncio.Future[Any] = loop.create_future()
-        self._flights[slot] = future
+            await flight.done.wait()
+            if flight.cancelled:
+                continue  # the leader went away: try again, possibly as the new leader
+            if flight.error is not None:
+                raise flight.error
+            result: T = flight.result
+            return result
+        flight = _Flight()
+        self._flights[slot] = flight
         try:
             value = await func()
-        except asyncio.CancelledError:
-            future.cancel()
+        except anyio.get_cancelled_exc_class():
+            flight.cancelled = True
             raise
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # followers may be none: mark the exception as retrieved
+            flight.error = exc
             raise
         else:
-            future.set_result(value)
+            flight.result = value
             return value
         finally:
-            if self._flights.get(slot) is future:
+            if self._flights.get(slot) is flight:
                 del self._flights[slot]
+            flight.done.set()
 
 
 @dataclass
 class _Slot:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
     users: int = 0
 
 
@@ -78,12 +92,12 @@ class EntryLocks:
 
     def __init__(self, lock_path: Callable[[str], Path]) -> None:
         self._lock_path = lock_path
-        self._slots: dict[tuple[int, str], _Slot] = {}
+        self._slots: dict[tuple[Any, str], _Slot] = {}
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
         """Wait (polling, so cancellation works) until the entry is ours, then yield."""
-        slot_key = (id(asyncio.get_running_loop()), key)
+        slot_key = (current_loop(), key)
         slot = self._slots.setdefault(slot_key, _Slot())
         slot.users += 1
         try:
@@ -133,5 +147,5 @@ async def _acquire(lock: filelock.BaseFileLock, key: str) -> None:
             if not waited:
                 logger.info("waiting for another process to finish with cache entry %s", key)
                 waited = True
-            await asyncio.sleep(delay)
+            await anyio.sleep(delay)
             delay = min(delay * 1.5, 0.25)

@@ -24,9 +24,11 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from asyncassets.errors import RangeNotHonouredError, TransientError
+
 from .layout import RemoteFile, read_json, write_json_atomic
 from .progress import ProgressReporter
-from .retry import RangeNotHonouredError, RetryPolicy, TransientError, call_with_retries
+from .retry import RetryPolicy, call_with_retries
 from .sources import Source
 
 __all__ = ["JOURNAL_INTERVAL", "TransferSettings", "download_file", "first_error"]

@@ -27,8 +27,16 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import anyio.to_thread
 
+from asyncassets.errors import (
+    PermanentError,
+    RangeNotHonouredError,
+    RemoteChangedError,
+    TransientError,
+)
+from asyncassets.loops import on_asyncio
+from asyncassets.urls import local_path
+
 from .layout import RemoteFile, RemoteIdentity, entry_name
-from .retry import PermanentError, RangeNotHonouredError, RemoteChangedError, TransientError
 
 __all__ = [
     "FsspecSource",
@@ -97,7 +105,49 @@ class Source(ABC):
         """Close sessions opened for this source."""
 
 
-def _http_error(uri: str, status: int, reason: str | None) -> Exception:
+def range_headers(base: dict[str, str], file: RemoteFile, start: int, end: int) -> dict[str, str]:
+    """Headers of a ranged GET of ``[start, end)``, pinned to the version described."""
+    headers = {**base, "Range": f"bytes={start}-{end - 1}"}
+    etag = file.identity.etag
+    if etag and not etag.startswith("W/"):
+        headers["If-Match"] = etag  # a 412 tells us the object changed between parts
+    return headers
+
+
+def check_range_answer(
+    display: str,
+    status: int,
+    reason: str | None,
+    headers: Any,
+    file: RemoteFile,
+    start: int,
+    end: int,
+) -> None:
+    """Raise unless the answer to a ranged GET is ``206`` with the matching
+    ``Content-Range``: ``RangeNotHonouredError`` (read it in one stream instead),
+    ``RemoteChangedError`` (412/416), or the error of the HTTP status."""
+    if status == 200:
+        raise RangeNotHonouredError(f"{display} answered 200 to a ranged read")
+    if status in (412, 416):
+        raise RemoteChangedError(f"{display} changed during the download")
+    if status != 206:
+        raise http_error(display, status, reason)
+    match = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
+    total = str(file.identity.size) if file.identity.size is not None else None
+    if (
+        match is None
+        or int(match.group(1)) != start
+        or int(match.group(2)) != end - 1
+        or (total is not None and match.group(3) not in (total, "*"))
+    ):
+        raise RangeNotHonouredError(
+            f"{display} answered a ranged read with Content-Range "
+            f"{headers.get('Content-Range')!r}, expected bytes {start}-{end - 1}"
+        )
+
+
+def http_error(uri: str, status: int, reason: str | None) -> Exception:
+    """The internal error of an HTTP status: transient (5xx, 408, 429) or permanent."""
     text = f"HTTP {status} {reason or ''}".strip() + f" for {uri}"
     if status >= 500 or status in (408, 429):
         return TransientError(text)
@@ -142,9 +192,9 @@ class HTTPSource(Source):
                 # Some servers refuse HEAD (a presigned GET URL answers 403): ask for one byte.
                 identity = await self._describe_with_get()
             elif resp.status >= 400:
-                raise _http_error(self.display, resp.status, resp.reason)
+                raise http_error(self.display, resp.status, resp.reason)
             else:
-                identity = _identity_of_response(resp.headers, resp.headers.get("Content-Length"))
+                identity = identity_of_response(resp.headers, resp.headers.get("Content-Length"))
         file = RemoteFile(path=self.uri, relpath=entry_name(self.uri), identity=identity)
         return RemoteListing("file", identity, [file])
 
@@ -152,38 +202,20 @@ class HTTPSource(Source):
         headers = {**self._headers, "Range": "bytes=0-0"}
         async with self._session.get(self.uri, headers=headers) as resp:
             if resp.status >= 400:
-                raise _http_error(self.display, resp.status, resp.reason)
+                raise http_error(self.display, resp.status, resp.reason)
             length = resp.headers.get("Content-Length")
             if resp.status == 206:
                 match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
                 length = match.group(3) if match and match.group(3) != "*" else None
             resp.close()  # do not read a body that may be the whole object
-            return _identity_of_response(resp.headers, length)
+            return identity_of_response(resp.headers, length)
 
     async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
-        headers = {**self._headers, "Range": f"bytes={start}-{end - 1}"}
-        etag = file.identity.etag
-        if etag and not etag.startswith("W/"):
-            headers["If-Match"] = etag  # a 412 tells us the object changed between parts
+        headers = range_headers(self._headers, file, start, end)
         async with self._session.get(file.path, headers=headers) as resp:
-            if resp.status == 200:
-                raise RangeNotHonouredError(f"{self.display} answered 200 to a ranged read")
-            if resp.status in (412, 416):
-                raise RemoteChangedError(f"{self.display} changed during the download")
-            if resp.status != 206:
-                raise _http_error(self.display, resp.status, resp.reason)
-            match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-            total = str(file.identity.size) if file.identity.size is not None else None
-            if (
-                match is None
-                or int(match.group(1)) != start
-                or int(match.group(2)) != end - 1
-                or (total is not None and match.group(3) not in (total, "*"))
-            ):
-                raise RangeNotHonouredError(
-                    f"{self.display} answered a ranged read with Content-Range "
-                    f"{resp.headers.get('Content-Range')!r}, expected bytes {start}-{end - 1}"
-                )
+            check_range_answer(
+                self.display, resp.status, resp.reason, resp.headers, file, start, end
+            )
             received = 0
             async for chunk in resp.content.iter_chunked(2**20):
                 received += len(chunk)
@@ -196,7 +228,7 @@ class HTTPSource(Source):
     async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
         async with self._session.get(file.path, headers=self._headers) as resp:
             if resp.status != 200:
-                raise _http_error(self.display, resp.status, resp.reason)
+                raise http_error(self.display, resp.status, resp.reason)
             received = 0
             async for chunk in resp.content.iter_chunked(2**20):
                 received += len(chunk)
@@ -227,7 +259,9 @@ class FsspecSource(Source):
         except (ImportError, ValueError) as exc:
             raise PermanentError(f"cannot open {uri}: {exc}") from exc
         self._protocol = protocol
-        self._async = bool(getattr(cls, "async_impl", False))
+        # fsspec's async filesystems run on asyncio only; elsewhere (trio) their blocking
+        # API, driven from fsspec's own IO thread, is called from worker threads.
+        self._async = bool(getattr(cls, "async_impl", False)) and on_asyncio()
         options = dict(storage_options or {})
         if self._async:
             options.update(asynchronous=True)
@@ -327,7 +361,7 @@ class FsspecSource(Source):
             await session.close()
 
 
-def _identity_of_response(headers: Any, length: str | None) -> RemoteIdentity:
+def identity_of_response(headers: Any, length: str | None) -> RemoteIdentity:
     encoded = headers.get("Content-Encoding", "identity") != "identity"
     return RemoteIdentity(
         size=int(length) if length is not None and not encoded else None,
@@ -356,19 +390,20 @@ def _identity_of(info: dict[str, Any]) -> RemoteIdentity:
 
 
 def local_path_of(uri: str) -> Path | None:
-    """The local path a URI names (plain path or ``file://``), else ``None``."""
-    if uri.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        return Path(unquote(urlparse(uri).path))
-    if "://" in uri or "::" in uri:
+    """The local path a URI names (plain path or ``file://``, not percent-decoded, as
+    fsspec reads it), else ``None``."""
+    if "::" in uri:
         return None
-    return Path(uri).expanduser()
+    return local_path(uri)
 
 
 def open_source(uri: str, storage_options: dict[str, Any] | None) -> Source:
     """The source for a remote URI (``local_path_of(uri)`` must be ``None``)."""
     protocol = uri.split("://", 1)[0].lower()
+    if protocol in ("http", "https") and not on_asyncio():
+        from .http_threads import ThreadedHTTPSource
+
+        return ThreadedHTTPSource(uri, storage_options)
     if protocol in ("http", "https"):
         try:
             return HTTPSource(uri, storage_options)

@@ -38,6 +38,7 @@ from asyncassets.providers.filesystems import (
     uses_async_api,
 )
 from asyncassets.snapshot import FileRecord
+from asyncassets.transient import describe, is_transient
 
 __all__ = ["RemoteCardFolder", "object_version"]
 
@@ -61,26 +62,6 @@ def object_version(info: Mapping[str, Any]) -> str | None:
     if mtime is not None or info.get("size") is not None:
         return f"{mtime}-{info.get('size')}"
     return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth another try: network failures and server errors, not a missing or denied
-    object, nor a bad request."""
-    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
-        return False
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return True
-    name = type(exc).__name__
-    return isinstance(exc, OSError) or any(
-        word in name for word in ("Connection", "Timeout", "ServerDisconnected", "Endpoint")
-    )
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line cause without credentials (messages from botocore and gcsfs never
-    carry secrets; we never add the storage options)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class RemoteCardFolder:

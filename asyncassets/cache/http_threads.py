@@ -1,0 +1,127 @@
+"""``http(s)://`` on event loops other than asyncio (trio), where aiohttp cannot run: the
+standard library's ``urllib`` in worker threads, with the same checks as
+:class:`~asyncassets.cache.sources.HTTPSource` (``206`` and a matching ``Content-Range`` for
+every ranged read, ``If-Match`` pinning). Bytes travel to the event loop a megabyte at a
+time through ``anyio.from_thread``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from asyncassets.errors import TransientError
+
+from .layout import RemoteFile, RemoteIdentity, entry_name
+from .sources import (
+    _CONTENT_RANGE,
+    RemoteListing,
+    Source,
+    WriteChunk,
+    check_range_answer,
+    http_error,
+    identity_of_response,
+    range_headers,
+)
+
+__all__ = ["ThreadedHTTPSource"]
+
+_CHUNK = 2**20
+_TIMEOUT = 60.0
+
+
+async def _deliver(write: WriteChunk, chunk: bytes) -> None:
+    await write(chunk)
+
+
+class ThreadedHTTPSource(Source):
+    """``http(s)://`` through urllib in worker threads. ``storage_options`` may hold
+    ``headers`` (dict)."""
+
+    default_concurrency = 16
+
+    def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
+        super().__init__(uri)
+        options = dict(storage_options or {})
+        self._headers = {"Accept-Encoding": "identity", **dict(options.pop("headers", {}))}
+
+    def _open(self, url: str, headers: dict[str, str], method: str = "GET") -> Any:
+        """The response (any status; the caller checks it)."""
+        request = urllib.request.Request(url, headers=headers, method=method)
+        try:
+            return urllib.request.urlopen(request, timeout=_TIMEOUT)
+        except urllib.error.HTTPError as exc:
+            return exc  # an HTTPError is a response with a status and headers
+        except (urllib.error.URLError, http.client.HTTPException) as exc:
+            raise TransientError(f"{self.display}: {exc}") from None
+
+    async def describe(self, kind_hint: str | None = None) -> RemoteListing:
+        identity = await anyio.to_thread.run_sync(self._describe_blocking)
+        file = RemoteFile(path=self.uri, relpath=entry_name(self.uri), identity=identity)
+        return RemoteListing("file", identity, [file])
+
+    def _describe_blocking(self) -> RemoteIdentity:
+        with self._open(self.uri, self._headers, "HEAD") as resp:
+            status = resp.status
+            if status not in (403, 405, 501):
+                if status >= 400:
+                    raise http_error(self.display, status, resp.reason)
+                return identity_of_response(resp.headers, resp.headers.get("Content-Length"))
+        # Some servers refuse HEAD (a presigned GET URL answers 403): ask for one byte.
+        with self._open(self.uri, {**self._headers, "Range": "bytes=0-0"}) as resp:
+            if resp.status >= 400:
+                raise http_error(self.display, resp.status, resp.reason)
+            length = resp.headers.get("Content-Length")
+            if resp.status == 206:
+                match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+                length = match.group(3) if match and match.group(3) != "*" else None
+            return identity_of_response(resp.headers, length)
+
+    async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
+        headers = range_headers(self._headers, file, start, end)
+
+        def check(resp: Any) -> None:
+            check_range_answer(
+                self.display, resp.status, resp.reason, resp.headers, file, start, end
+            )
+
+        received = await anyio.to_thread.run_sync(self._stream, file.path, headers, check, write)
+        if received != end - start:
+            raise TransientError(
+                f"{self.display}: ranged read ended after {received} of {end - start} bytes"
+            )
+
+    async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
+        def check(resp: Any) -> None:
+            if resp.status != 200:
+                raise http_error(self.display, resp.status, resp.reason)
+
+        received = await anyio.to_thread.run_sync(
+            self._stream, file.path, self._headers, check, write
+        )
+        expected = file.identity.size
+        if expected is not None and received != expected:
+            raise TransientError(f"{self.display}: got {received} of {expected} bytes")
+
+    def _stream(
+        self,
+        url: str,
+        headers: dict[str, str],
+        check: Callable[[Any], None],
+        write: WriteChunk,
+    ) -> int:
+        """GET ``url`` in this worker thread, hand each megabyte to ``write`` on the loop."""
+        received = 0
+        with self._open(url, headers) as resp:
+            check(resp)
+            while chunk := resp.read(_CHUNK):
+                received += len(chunk)
+                anyio.from_thread.run(_deliver, write, chunk)
+        return received
