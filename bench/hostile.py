@@ -24,12 +24,10 @@ benchmarks report, they do not gate.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +39,18 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from hostile_files import (
+    billion_laughs,
+    block_mappings,
+    make_dev_zero_link,
+    make_fifo,
+    make_looping_folder,
+    make_socket,
+    make_symlink_loop,
+    merge_bomb,
+)
+
 #: Seconds a child may run before it is killed and reported as ``timeout``.
 TIMEOUT = 10.0
 #: Address space of a child (RLIMIT_AS).
@@ -51,34 +61,6 @@ GOOD = b"name: good\nmodel_family: toy\n"
 
 
 # -- hostile contents (the cases of tests/test_hostile_cards.py) --------------------------------
-
-
-def billion_laughs(levels: int) -> bytes:
-    """Wikipedia's "billion laughs": each level a list of nine aliases of the one before."""
-    names = [chr(ord("a") + level).encode() for level in range(levels)]
-    lines = [b'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for below, name in itertools.pairwise(names):
-        lines.append(b"%s: &%s [%s]" % (name, name, b",".join([b"*" + below] * 9)))
-    return b"\n".join(lines) + b"\n"
-
-
-def merge_bomb(levels: int = 12, width: int = 9) -> bytes:
-    """An alias bomb through merge keys (``<<``): each level merges the one below and holds
-    ``width`` aliases of it."""
-    keys = b", ".join(b"k%d: lol" % i for i in range(width))
-    lines = [b"name: hostile", b"l0: &l0 {%s}" % keys]
-    for level in range(1, levels + 1):
-        below = b"*l%d" % (level - 1)
-        refs = b", ".join(b"m%d_%d: %s" % (level, i, below) for i in range(width))
-        lines.append(b"l%d: &l%d {<<: %s, %s}" % (level, level, below, refs))
-    return b"\n".join(lines) + b"\n"
-
-
-def block_mappings(depth: int) -> bytes:
-    lines = [b"name: hostile", b"x:"]
-    lines += [b"  " * level + b"a:" for level in range(1, depth)]
-    lines.append(b"  " * depth + b"a: 1")
-    return b"\n".join(lines) + b"\n"
 
 
 CONTENTS: dict[str, Callable[[], bytes]] = {
@@ -108,37 +90,6 @@ CONTENTS: dict[str, Callable[[], bytes]] = {
     "UTF-16 with BOM": lambda: "name: wide\nmodel_family: toy\n".encode("utf-16"),
     "NUL bytes": lambda: b"name: hostile\nx: a\x00b\n",
 }
-
-
-def make_fifo(path: Path) -> None:
-    os.mkfifo(path)
-
-
-def make_dev_zero_link(path: Path) -> None:
-    path.symlink_to("/dev/zero")
-
-
-def make_socket(path: Path) -> None:
-    cwd = os.getcwd()
-    os.chdir(path.parent)  # a relative name: AF_UNIX paths are short
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
-            server.bind(path.name)
-    finally:
-        os.chdir(cwd)
-
-
-def make_symlink_loop(path: Path) -> None:
-    path.symlink_to(path.name)
-
-
-def make_looping_folder(path: Path) -> None:
-    path.mkdir()
-    (path / "up").symlink_to("..")
-    (path / "a").symlink_to("b")
-    (path / "b").symlink_to("a")
-    (path / "c.yaml").symlink_to("d.yaml")
-    (path / "d.yaml").symlink_to("c.yaml")
 
 
 SPECIAL: dict[str, tuple[str, Callable[[Path], None]]] = {

@@ -11,6 +11,7 @@ import anyio
 import pytest
 import sniffio
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
+from loop_lag import loop_gaps
 from servers import StaticServer
 
 from asyncassets.cache import CheckpointCache
@@ -33,23 +34,9 @@ async def test_a_big_fetch_with_its_checksum_and_a_prune_never_block_the_loop(
     name = f"lag-{uuid.uuid4().hex[:8]}.bin"
     (folder / name).write_bytes(payload)
     digest = hashlib.sha256(payload).hexdigest()
-    gaps: list[float] = []
-    done = anyio.Event()
-
-    async def ticker() -> None:
-        last = anyio.current_time()
-        while not done.is_set():
-            await anyio.sleep(0.005)
-            now = anyio.current_time()
-            gaps.append(now - last)
-            last = now
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
-        await anyio.sleep(0.02)
+    async with loop_gaps() as gaps:
         path = await cache.fetch(f"{base_url}/{name}", sha256=digest, progress=False)
         removed = await cache.prune(0)
-        done.set()
     assert not path.exists() and len(removed) == 1
     library = sniffio.current_async_library()
     assert max(gaps) < 0.3, f"the {library} loop was blocked for {max(gaps):.3f} s"

@@ -14,9 +14,7 @@ tracemalloc.
 from __future__ import annotations
 
 import functools
-import itertools
 import os
-import socket
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +22,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hostile_files import (
+    billion_laughs,
+    block_mappings,
+    make_dev_zero_link,
+    make_fifo,
+    make_looping_folder,
+    make_socket,
+    make_symlink_loop,
+    merge_bomb,
+)
 
 from asyncassets import (
     AssetCardNotFoundError,
@@ -46,35 +54,6 @@ SYNTAX = frozenset({"yaml"})
 
 
 # -- hostile contents ---------------------------------------------------------------------------
-
-
-def _aliases(levels: int) -> bytes:
-    """The "billion laughs" as Wikipedia shows it: ``a`` is a list of nine strings, each
-    next level a list of nine aliases of the one before."""
-    names = [chr(ord("a") + level).encode() for level in range(levels)]
-    lines = [b'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for below, name in itertools.pairwise(names):
-        lines.append(b"%s: &%s [%s]" % (name, name, b",".join([b"*" + below] * 9)))
-    return b"\n".join(lines) + b"\n"
-
-
-def _merge_bomb(levels: int = 12, width: int = 9) -> bytes:
-    """An alias bomb through merge keys: each level merges the one below and holds
-    ``width`` aliases of it, so PyYAML's merge handling (not the plain builder) sees it."""
-    keys = b", ".join(b"k%d: lol" % i for i in range(width))
-    lines = [b"name: hostile", b"l0: &l0 {%s}" % keys]
-    for level in range(1, levels + 1):
-        below = b"*l%d" % (level - 1)
-        refs = b", ".join(b"m%d_%d: %s" % (level, i, below) for i in range(width))
-        lines.append(b"l%d: &l%d {<<: %s, %s}" % (level, level, below, refs))
-    return b"\n".join(lines) + b"\n"
-
-
-def _block_mappings(depth: int) -> bytes:
-    lines = [b"name: hostile", b"x:"]
-    lines += [b"  " * level + b"a:" for level in range(1, depth)]
-    lines.append(b"  " * depth + b"a: 1")
-    return b"\n".join(lines) + b"\n"
 
 
 @dataclass(frozen=True)
@@ -113,15 +92,15 @@ REJECTED = [
         LIMIT | SYNTAX,
         lambda: b"name: hostile\nx: " + b"[" * 2000 + b"]" * 2000 + b"\n",
     ),
-    _case("500_nested_block_mappings", LIMIT, lambda: _block_mappings(500)),
+    _case("500_nested_block_mappings", LIMIT, lambda: block_mappings(500)),
     _case(
         "500_nested_block_sequences",
         LIMIT,
         lambda: b"name: hostile\nx:\n  " + b"- " * 500 + b"lol\n",
     ),
-    _case("billion_laughs_9_levels", LIMIT, lambda: _aliases(9)),
-    _case("billion_laughs_20_levels", LIMIT, lambda: _aliases(20)),
-    _case("alias_bomb_through_merge_keys", LIMIT, _merge_bomb),
+    _case("billion_laughs_9_levels", LIMIT, lambda: billion_laughs(9)),
+    _case("billion_laughs_20_levels", LIMIT, lambda: billion_laughs(20)),
+    _case("alias_bomb_through_merge_keys", LIMIT, merge_bomb),
     _case(
         "file_over_8_mib",
         LIMIT,
@@ -194,39 +173,6 @@ def write_case(folder: Path, case: Hostile) -> Path:
 
 
 # -- non-regular files --------------------------------------------------------------------------
-
-
-def make_fifo(path: Path) -> None:
-    os.mkfifo(path)
-
-
-def make_dev_zero_link(path: Path) -> None:
-    path.symlink_to("/dev/zero")
-
-
-def make_socket(path: Path) -> None:
-    # A relative name: the absolute path of a pytest folder may pass AF_UNIX's 108 bytes.
-    cwd = os.getcwd()
-    os.chdir(path.parent)
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
-            server.bind(path.name)
-    finally:
-        os.chdir(cwd)
-
-
-def make_symlink_loop(path: Path) -> None:
-    path.symlink_to(path.name)
-
-
-def make_looping_folder(path: Path) -> None:
-    """A folder whose symlinks lead back up (``up -> ..``) and into each other."""
-    path.mkdir()
-    (path / "up").symlink_to("..")
-    (path / "a").symlink_to("b")
-    (path / "b").symlink_to("a")
-    (path / "c.yaml").symlink_to("d.yaml")
-    (path / "d.yaml").symlink_to("c.yaml")
 
 
 #: Files (named ``<id>.yaml``) that are not regular files: the reader must neither block on

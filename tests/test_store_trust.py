@@ -18,6 +18,7 @@ import anyio.lowlevel
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (runs on asyncio and trio)
 from conftest import put_s3_objects, unique_bucket
+from loop_lag import loop_gaps
 
 from asyncassets import (
     AssetError,
@@ -421,22 +422,8 @@ async def test_loading_hundreds_of_files_never_blocks_the_event_loop(tmp_path: P
             "".join(f"name: c{i:03}_{j}\nmodel_family: toy\n---\n" for j in range(20))
         )
     store = AssetStore([FileAssetMetadataProvider(tmp_path)])
-    gaps: list[float] = []
-    done = anyio.Event()
-
-    async def ticker() -> None:
-        last = anyio.current_time()
-        while not done.is_set():
-            await anyio.sleep(0.005)
-            now = anyio.current_time()
-            gaps.append(now - last)
-            last = now
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
-        await anyio.sleep(0.02)
+    async with loop_gaps() as gaps:
         await store.load()
-        done.set()
     assert len(await store.asset_names()) == 10_000
     assert max(gaps) < 0.3, f"the loop was blocked for {max(gaps):.3f} s"
 

@@ -21,12 +21,12 @@ from asyncassets.errors import TransientError
 
 from .layout import RemoteFile, RemoteIdentity, entry_name
 from .sources import (
-    _CONTENT_RANGE,
     RemoteListing,
     Source,
     WriteChunk,
     check_range_answer,
     http_error,
+    identity_of_probe,
     identity_of_response,
     range_headers,
 )
@@ -76,13 +76,7 @@ class ThreadedHTTPSource(Source):
                 return identity_of_response(resp.headers, resp.headers.get("Content-Length"))
         # Some servers refuse HEAD (a presigned GET URL answers 403): ask for one byte.
         with self._open(self.uri, {**self._headers, "Range": "bytes=0-0"}) as resp:
-            if resp.status >= 400:
-                raise http_error(self.display, resp.status, resp.reason)
-            length = resp.headers.get("Content-Length")
-            if resp.status == 206:
-                match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-                length = match.group(3) if match and match.group(3) != "*" else None
-            return identity_of_response(resp.headers, length)
+            return identity_of_probe(self.display, resp.status, resp.reason, resp.headers)
 
     async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
         headers = range_headers(self._headers, file, start, end)

@@ -201,14 +201,9 @@ class HTTPSource(Source):
     async def _describe_with_get(self) -> RemoteIdentity:
         headers = {**self._headers, "Range": "bytes=0-0"}
         async with self._session.get(self.uri, headers=headers) as resp:
-            if resp.status >= 400:
-                raise http_error(self.display, resp.status, resp.reason)
-            length = resp.headers.get("Content-Length")
-            if resp.status == 206:
-                match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-                length = match.group(3) if match and match.group(3) != "*" else None
+            identity = identity_of_probe(self.display, resp.status, resp.reason, resp.headers)
             resp.close()  # do not read a body that may be the whole object
-            return identity_of_response(resp.headers, length)
+            return identity
 
     async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
         headers = range_headers(self._headers, file, start, end)
@@ -359,6 +354,20 @@ class FsspecSource(Source):
         session = getattr(self._fs, "_session", None)  # gcsfs, fsspec http
         if session is not None and hasattr(session, "close") and not session.closed:
             await session.close()
+
+
+def identity_of_probe(
+    display: str, status: int, reason: str | None, headers: Any
+) -> RemoteIdentity:
+    """The identity an answer to a ``Range: bytes=0-0`` GET gives (for servers that refuse
+    HEAD): the total size from ``Content-Range`` when the range was honoured."""
+    if status >= 400:
+        raise http_error(display, status, reason)
+    length = headers.get("Content-Length")
+    if status == 206:
+        match = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
+        length = match.group(3) if match and match.group(3) != "*" else None
+    return identity_of_response(headers, length)
 
 
 def identity_of_response(headers: Any, length: str | None) -> RemoteIdentity:
