@@ -1,7 +1,8 @@
 """``http(s)://`` on event loops other than asyncio (trio), where aiohttp cannot run: the
 standard library's ``urllib`` in worker threads, with the same checks as
 :class:`~asyncassets.cache.sources.HTTPSource` (``206`` and a matching ``Content-Range`` for
-every ranged read, ``If-Match`` pinning). Bytes travel to the event loop a megabyte at a
+every ranged read, ``If-Match`` / ``If-Unmodified-Since`` pinning and the validators of
+every answer compared). Bytes travel to the event loop a megabyte at a
 time through ``anyio.from_thread``.
 """
 
@@ -25,6 +26,7 @@ from .sources import (
     Source,
     WriteChunk,
     check_range_answer,
+    check_range_validators,
     http_error,
     identity_of_probe,
     identity_of_response,
@@ -96,6 +98,7 @@ class ThreadedHTTPSource(Source):
         def check(resp: Any) -> None:
             if resp.status != 200:
                 raise http_error(self.display, resp.status, resp.reason)
+            check_range_validators(self.display, resp.headers, file.identity)
 
         received = await anyio.to_thread.run_sync(
             self._stream, file.path, self._headers, check, write

@@ -44,6 +44,7 @@ __all__ = [
     "RemoteListing",
     "Source",
     "WriteChunk",
+    "check_range_validators",
     "local_path_of",
     "open_source",
     "redact",
@@ -111,7 +112,34 @@ def range_headers(base: dict[str, str], file: RemoteFile, start: int, end: int) 
     etag = file.identity.etag
     if etag and not etag.startswith("W/"):
         headers["If-Match"] = etag  # a 412 tells us the object changed between parts
+    elif file.identity.mtime:
+        # No strong validator: the modification time is the weaker pin (412 when newer).
+        headers["If-Unmodified-Since"] = file.identity.mtime
     return headers
+
+
+def check_range_validators(display: str, headers: Any, identity: RemoteIdentity) -> None:
+    """Raise ``RemoteChangedError`` when a ranged answer names another version than the one
+    described: servers that ignore ``If-Match`` still send the ETag of what they serve."""
+    etag = headers.get("ETag")
+    if identity.etag and etag:
+        if _strong(etag) != _strong(identity.etag):
+            raise RemoteChangedError(
+                f"{display} changed during the download (ETag {etag}, expected {identity.etag})"
+            )
+        return
+    modified = headers.get("Last-Modified")
+    if identity.mtime and modified and modified != identity.mtime:
+        raise RemoteChangedError(
+            f"{display} changed during the download (Last-Modified {modified}, "
+            f"expected {identity.mtime})"
+        )
+
+
+def _strong(etag: str) -> str:
+    """An ETag without its weak marker: a proxy may weaken a tag it forwards unchanged."""
+    etag = etag.strip()
+    return etag[2:] if etag.startswith("W/") else etag
 
 
 def check_range_answer(
@@ -124,8 +152,9 @@ def check_range_answer(
     end: int,
 ) -> None:
     """Raise unless the answer to a ranged GET is ``206`` with the matching
-    ``Content-Range``: ``RangeNotHonouredError`` (read it in one stream instead),
-    ``RemoteChangedError`` (412/416), or the error of the HTTP status."""
+    ``Content-Range`` of the version described: ``RangeNotHonouredError`` (read it in one
+    stream instead), ``RemoteChangedError`` (412/416, another ETag or Last-Modified), or the
+    error of the HTTP status."""
     if status == 200:
         raise RangeNotHonouredError(f"{display} answered 200 to a ranged read")
     if status in (412, 416):
@@ -144,6 +173,7 @@ def check_range_answer(
             f"{display} answered a ranged read with Content-Range "
             f"{headers.get('Content-Range')!r}, expected bytes {start}-{end - 1}"
         )
+    check_range_validators(display, headers, file.identity)
 
 
 def http_error(uri: str, status: int, reason: str | None) -> Exception:
@@ -224,6 +254,7 @@ class HTTPSource(Source):
         async with self._session.get(file.path, headers=self._headers) as resp:
             if resp.status != 200:
                 raise http_error(self.display, resp.status, resp.reason)
+            check_range_validators(self.display, resp.headers, file.identity)
             received = 0
             async for chunk in resp.content.iter_chunked(2**20):
                 received += len(chunk)
