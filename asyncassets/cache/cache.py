@@ -10,6 +10,7 @@ optionally unpacked, and published with a rename.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -50,13 +51,34 @@ from .locking import EntryLocks, SingleFlight
 from .progress import open_progress, progress_enabled
 from .ranged import TransferSettings, download_file, first_error
 from .retry import RetryPolicy, call_with_retries
-from .sources import RemoteListing, Source, local_path_of, open_source, redact
+from .sources import RemoteListing, Source, local_path_of, open_source
+from .uri import public_uri, scrub
 
 __all__ = ["CheckpointCache"]
 
 logger = logging.getLogger("asyncassets.cache")
 
 _RESTARTS_ON_CHANGE = 2
+
+#: Errors of the cache's own disk, reported as such (never as a failed download).
+_DISK_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "a path of the cache folder is a file, not a folder",
+    errno.EEXIST: "a path of the cache folder is a file, not a folder",
+}
+_DISK_ADVICE = {
+    errno.ENOSPC: "free space or prune the cache (asyncassets cache prune --max-size SIZE)",
+    errno.EDQUOT: "free space or prune the cache (asyncassets cache prune --max-size SIZE)",
+    errno.EACCES: "choose a writable folder (--cache-dir or $ASYNCASSETS_CACHE_DIR)",
+    errno.EPERM: "choose a writable folder (--cache-dir or $ASYNCASSETS_CACHE_DIR)",
+    errno.EROFS: "choose a writable folder (--cache-dir or $ASYNCASSETS_CACHE_DIR)",
+    errno.ENOTDIR: "point --cache-dir or $ASYNCASSETS_CACHE_DIR at a folder",
+    errno.EEXIST: "point --cache-dir or $ASYNCASSETS_CACHE_DIR at a folder",
+}
 
 
 def _env_flag(name: str) -> bool:
@@ -92,8 +114,8 @@ def _safe_relpath(uri: str, relpath: str) -> str:
     clean = posixpath.normpath(relpath)
     if clean.startswith(("/", "../")) or clean in ("..", "."):
         raise AssetDownloadError(
-            f"refusing to fetch {redact(uri)}: the listing has an unsafe name {relpath!r}",
-            uri=uri,
+            f"refusing to fetch {public_uri(uri)}: the listing has an unsafe name {relpath!r}",
+            uri=public_uri(uri),
         )
     return clean
 
@@ -206,28 +228,35 @@ class CheckpointCache:
         try:
             expected = _normalize_sha256(sha256)
         except ValueError as exc:
-            raise AssetDownloadError(f"{exc} (for {redact(uri)})", uri=uri) from None
+            raise AssetDownloadError(
+                f"{exc} (for {public_uri(uri)})", uri=public_uri(uri)
+            ) from None
         local = local_path_of(uri)
         if local is not None:
             if not await anyio.to_thread.run_sync(local.exists):
-                raise AssetDownloadError(f"{uri} does not exist", uri=uri)
+                raise AssetDownloadError(f"{uri} does not exist", uri=uri)  # a local path
             if not extract:
                 return local
         offline = local_only or _env_flag("ASYNCASSETS_OFFLINE")
-        key = self._layout.key(uri, extract=extract)
+        key = self._layout.key(public_uri(uri), extract=extract)
 
         async def run() -> Path:
-            return await self._fetch(
-                uri,
-                key,
-                expected=expected,
-                force=force,
-                offline=offline,
-                progress=progress,
-                storage_options=storage_options,
-                extract=extract,
-                local=local,
-            )
+            try:
+                return await self._fetch(
+                    uri,
+                    key,
+                    expected=expected,
+                    force=force,
+                    offline=offline,
+                    progress=progress,
+                    storage_options=storage_options,
+                    extract=extract,
+                    local=local,
+                )
+            except AssetError:
+                raise
+            except Exception as exc:  # the cache's own disk (offline reads, publishing)
+                raise self._download_error(uri, exc) from exc
 
         path = await self._flights.run((key, expected, force, offline, extract), run)
         if self.max_bytes is not None:
@@ -251,8 +280,8 @@ class CheckpointCache:
             return await self._fetch_offline(uri, key, expected)
         try:
             source = open_source(uri, storage_options) if local is None else None
-        except PermanentError as exc:
-            raise AssetDownloadError(str(exc).replace(uri, redact(uri)), uri=uri) from None
+        except Exception as exc:
+            raise self._download_error(uri, exc) from None
         try:
             for restart in range(_RESTARTS_ON_CHANGE + 1):
                 try:
@@ -262,15 +291,13 @@ class CheckpointCache:
                 except RemoteChangedError as exc:
                     if restart == _RESTARTS_ON_CHANGE:
                         raise self._download_error(uri, exc) from None
-                    logger.warning("%s changed during the download; starting again", redact(uri))
+                    logger.warning(
+                        "%s changed during the download; starting again", public_uri(uri)
+                    )
                 except AssetError:
                     raise
-                except (OSError, ArchiveError, PermanentError) as exc:
+                except Exception as exc:  # nothing but an AssetError leaves fetch
                     raise self._download_error(uri, exc) from exc
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise self._download_error(uri, exc) from exc
-                    raise
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if source is not None:
@@ -278,15 +305,27 @@ class CheckpointCache:
                     await source.aclose()
 
     def _download_error(self, uri: str, exc: BaseException) -> AssetDownloadError:
-        text = str(exc).replace(uri, redact(uri)) or type(exc).__name__
+        shown = public_uri(uri)
+        text = scrub(str(exc).replace(uri, shown)) or type(exc).__name__
         if isinstance(exc, ArchiveError):
-            return AssetDownloadError(f"unsafe or broken archive {redact(uri)}: {text}", uri=uri)
+            return AssetDownloadError(f"unsafe or broken archive {shown}: {text}", uri=shown)
         if isinstance(exc, PermanentError):
-            return AssetDownloadError(f"cannot fetch {redact(uri)}: {text}", uri=uri)
+            return AssetDownloadError(f"cannot fetch {shown}: {text}", uri=shown)
+        if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS:
+            where = exc.filename or self.root
+            return AssetDownloadError(
+                f"cannot fetch {shown} into the cache at {self.root}: {_DISK_ERRORS[exc.errno]} "
+                f"({where}); {_DISK_ADVICE[exc.errno]}",
+                uri=shown,
+            )
+        if not is_transient(exc):
+            return AssetDownloadError(
+                f"cannot fetch {shown}: {type(exc).__name__}: {text}", uri=shown
+            )
         return AssetDownloadError(
-            f"cannot fetch {redact(uri)} ({type(exc).__name__}: {text}); "
+            f"cannot fetch {shown} ({type(exc).__name__}: {text}); "
             f"gave up after {self.settings.retry.attempts} attempts",
-            uri=uri,
+            uri=shown,
         )
 
     def _complete_entry(self, key: str) -> tuple[EntryRecord, Path] | None:
@@ -301,9 +340,9 @@ class CheckpointCache:
         found = await anyio.to_thread.run_sync(self._complete_entry, key)
         if found is None:
             raise AssetDownloadError(
-                f"{redact(uri)} is not in the cache at {self.root} and offline mode is on "
+                f"{public_uri(uri)} is not in the cache at {self.root} and offline mode is on "
                 "(local_only=True or ASYNCASSETS_OFFLINE=1); fetch it once while online",
-                uri=uri,
+                uri=public_uri(uri),
             )
         record, path = found
         await self._check_recorded_sha256(uri, key, record, path, expected)
@@ -325,9 +364,15 @@ class CheckpointCache:
                 return
         else:
             actual = record.sha256 or "unknown"
+        if record.sha256 is None or record.sha256 != expected:
+            # The cached bytes are not what the card says: drop them, the next fetch
+            # downloads again.
+            async with self._locks.hold(key):
+                await anyio.to_thread.run_sync(self._layout.remove, key)
         raise ChecksumMismatchError(
-            f"cached {redact(uri)} has sha256 {actual}, expected {expected}",
-            uri=uri,
+            f"cached {public_uri(uri)} has sha256 {actual}, expected {expected}; "
+            "the cached copy was removed",
+            uri=public_uri(uri),
             expected=expected,
             actual=actual,
         )
@@ -370,7 +415,7 @@ class CheckpointCache:
             known = await anyio.to_thread.run_sync(self._layout.read_entry, key)
             listing = await self._describe(source, known.kind if known and not force else None)
         if not force and (path := await self._hit(uri, key, listing, expected)) is not None:
-            logger.debug("cache hit for %s", redact(uri))
+            logger.debug("cache hit for %s", public_uri(uri))
             return path
         await anyio.to_thread.run_sync(self._layout.ensure, key)
         async with self._locks.hold(key):
@@ -394,18 +439,18 @@ class CheckpointCache:
     ) -> Path:
         if expected is not None and listing.kind != "file":
             raise AssetDownloadError(
-                f"{redact(uri)} is a folder; a sha256 can only be checked for one file", uri=uri
+                f"{public_uri(uri)} is a folder; a sha256 can only be checked for one file", uri=uri
             )
         if extract and (listing.kind != "file" or archive_kind(entry_name(uri)) is None):
             raise AssetDownloadError(
-                f"extract=True needs a .tar, .tar.gz or .zip file; {redact(uri)} is not one",
-                uri=uri,
+                f"extract=True needs a .tar, .tar.gz or .zip file; {public_uri(uri)} is not one",
+                uri=public_uri(uri),
             )
         part_size = self.settings.part_size or (
             source.default_part_size if source is not None else 8 * 2**20
         )
         state = {
-            "uri": uri,
+            "uri": public_uri(uri),
             "kind": listing.kind,
             "identity": listing.identity.to_json(),
             "part_size": part_size,
@@ -437,9 +482,9 @@ class CheckpointCache:
                     if sha != expected:
                         await _remove_tree(partial)
                         raise ChecksumMismatchError(
-                            f"{redact(uri)} has sha256 {sha}, expected {expected}; "
+                            f"{public_uri(uri)} has sha256 {sha}, expected {expected}; "
                             "nothing was kept",
-                            uri=uri,
+                            uri=public_uri(uri),
                             expected=expected,
                             actual=sha,
                         )
@@ -456,7 +501,7 @@ class CheckpointCache:
                 )
             size = await anyio.to_thread.run_sync(_tree_size, partial / "data" / name)
             record = EntryRecord(
-                uri=uri,
+                uri=public_uri(uri),
                 kind=listing.kind,  # of the remote: revalidation asks for the same kind
                 name=name,
                 version_dir=f"v-{uuid.uuid4().hex[:12]}",
@@ -469,7 +514,7 @@ class CheckpointCache:
         except RemoteChangedError:
             await _remove_tree(partial)
             raise
-        logger.info("cached %s (%d bytes) at %s", redact(uri), record.size, self.root / key)
+        logger.info("cached %s (%d bytes) at %s", public_uri(uri), record.size, self.root / key)
         return self._layout.data_path(key, record)
 
     async def _download_files(
@@ -584,7 +629,7 @@ class CheckpointCache:
                 await anyio.to_thread.run_sync(self._layout.remove, entry.key)
             total -= entry.size
             removed.append(entry)
-            logger.info("evicted %s (%d bytes)", redact(entry.uri), entry.size)
+            logger.info("evicted %s (%d bytes)", public_uri(entry.uri), entry.size)
         return removed
 
     async def remove(self, uri: str | os.PathLike[str]) -> bool:
@@ -595,7 +640,7 @@ class CheckpointCache:
         uri = os.fspath(uri)
         removed = False
         for extract in (False, True):
-            key = self._layout.key(uri, extract=extract)
+            key = self._layout.key(public_uri(uri), extract=extract)
             if not self._layout.entry_dir(key).exists():
                 continue
             async with self._locks.hold(key):
