@@ -6,8 +6,14 @@ Two kinds of source:
   (``206`` with the matching ``Content-Range``) and fsspec's HTTP ``_cat_file(start, end)``
   accepts a ``200`` with the whole body as if it were the range.
 - ``FsspecSource`` for every other protocol fsspec knows (``s3://``, ``gs://``,
-  ``memory://`` ...): ranged reads through ``_cat_file(path, start, end)`` of the async
-  filesystem (or the sync one in a thread), checked by length.
+  ``memory://`` ...), checked by length: S3 ranged reads are one ``GetObject`` pinned to the
+  VersionId (else ``IfMatch`` the ETag), GCS ones a media GET of the generation described,
+  each answer's validator compared; other protocols read through ``_cat_file(path, start,
+  end)`` of the async filesystem (or the sync one in a thread).
+
+Every ranged read is pinned to the version described when the download started, and an
+answer of another version raises ``RemoteChangedError`` (the cache starts over on the new
+version): an object overwritten mid-download never yields a mix of two versions.
 
 A source is opened for one fetch and closed after it, so that no session outlives the event
 loop that made it.
@@ -34,6 +40,7 @@ from asyncassets.errors import (
     TransientError,
 )
 from asyncassets.loops import on_asyncio
+from asyncassets.transient import describe, status_of
 from asyncassets.urls import local_path
 
 from .layout import RemoteFile, RemoteIdentity, entry_name
@@ -358,9 +365,14 @@ class FsspecSource(Source):
         return {}
 
     async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
-        data = await self._call(
-            "cat_file", file.path, start=start, end=end, **self._version_kwargs(file)
-        )
+        if self._protocol in _S3_PROTOCOLS and hasattr(self._fs, "_call_s3"):
+            data = await self._on_fs_loop(self._s3_range, file, start, end)
+        elif self._protocol in _GCS_PROTOCOLS and hasattr(self._fs, "url"):
+            data = await self._on_fs_loop(self._gcs_range, file, start, end)
+        else:
+            data = await self._call(
+                "cat_file", file.path, start=start, end=end, **self._version_kwargs(file)
+            )
         if len(data) > end - start:
             raise RangeNotHonouredError(
                 f"{self.uri}: a ranged read returned {len(data)} bytes for {end - start}"
@@ -374,6 +386,99 @@ class FsspecSource(Source):
         data = await self._call("cat_file", file.path, **self._version_kwargs(file))
         await write(data)
 
+    async def _on_fs_loop(self, func: Callable[..., Awaitable[bytes]], *args: Any) -> bytes:
+        """Await ``func(*args)`` on the filesystem's own loop: here when it is async, else
+        (trio) on fsspec's IO thread, waited for in a worker thread."""
+        if self._async:
+            return await func(*args)
+        from fsspec.asyn import sync
+
+        loop = self._fs.loop
+
+        def call() -> bytes:
+            result: bytes = sync(loop, func, *args)
+            return result
+
+        return await anyio.to_thread.run_sync(call)
+
+    async def _s3_range(self, file: RemoteFile, start: int, end: int) -> bytes:
+        """One ``GetObject`` of ``[start, end)`` pinned to the version described: its
+        VersionId, else ``IfMatch`` its ETag (s3fs' ``_cat_file`` retries a cut range without
+        any pin); the ETag and VersionId of the answer are compared too."""
+        fs = self._fs
+        bucket, key, _ = fs.split_path(file.path)
+        identity = file.identity
+        version = identity.version if identity.version not in (None, "null") else None
+        pin: dict[str, str] = {}
+        if version is not None:
+            pin["VersionId"] = version
+        elif identity.etag:
+            pin["IfMatch"] = identity.etag
+        try:
+            resp = await fs._call_s3(
+                "get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}", **pin
+            )
+        except Exception as exc:
+            if _has_status(exc, 412) or (version is not None and _has_status(exc, 404)):
+                raise RemoteChangedError(
+                    f"{self.display} changed during the download ({describe(exc)})"
+                ) from None
+            if version is not None and isinstance(exc, FileNotFoundError):
+                raise RemoteChangedError(
+                    f"{self.display} changed during the download (version {version} is gone)"
+                ) from None
+            raise
+        body = resp["Body"]
+        try:
+            data: bytes = await body.read()
+        finally:
+            body.close()
+        etag = resp.get("ETag")
+        if identity.etag and etag and etag.strip('"') != identity.etag.strip('"'):
+            raise RemoteChangedError(
+                f"{self.display} changed during the download (ETag {etag}, "
+                f"expected {identity.etag})"
+            )
+        answered = resp.get("VersionId")
+        if version is not None and answered and answered != version:
+            raise RemoteChangedError(
+                f"{self.display} changed during the download (version {answered}, "
+                f"expected {version})"
+            )
+        return data
+
+    async def _gcs_range(self, file: RemoteFile, start: int, end: int) -> bytes:
+        """One media GET of ``[start, end)`` of the generation described (a generation that
+        is gone is a change); the ``x-goog-generation`` of the answer is compared, and where
+        a server does not send it (the emulator) the object's generation is asked after the
+        read: an overwrite that the read saw has then a newer generation."""
+        fs = self._fs
+        generation = file.identity.version
+        url = fs.url(file.path, generation=generation)
+        try:
+            headers, data = await fs._call(
+                "GET", url, headers={"Range": f"bytes={start}-{end - 1}"}
+            )
+            if generation is None:
+                return bytes(data)
+            answered = headers.get("x-goog-generation")
+            if answered is None:
+                bucket, key, _ = fs.split_path(file.path)
+                meta = await fs._call("GET", "b/{}/o/{}", bucket, key, json_out=True)
+                answered = meta.get("generation")
+        except (FileNotFoundError, FileExistsError) as exc:  # gcsfs: 404, 412
+            if generation is None:
+                raise
+            raise RemoteChangedError(
+                f"{self.display} changed during the download ({describe(exc)})"
+            ) from None
+        if answered is not None and str(answered) != generation:
+            raise RemoteChangedError(
+                f"{self.display} changed during the download (generation {answered}, "
+                f"expected {generation})"
+            )
+        return bytes(data)
+
     async def aclose(self) -> None:
         if not self._async:
             return
@@ -385,6 +490,25 @@ class FsspecSource(Source):
         session = getattr(self._fs, "_session", None)  # gcsfs, fsspec http
         if session is not None and hasattr(session, "close") and not session.closed:
             await session.close()
+
+
+_S3_PROTOCOLS = ("s3", "s3a")
+_GCS_PROTOCOLS = ("gs", "gcs")
+
+
+def _has_status(exc: BaseException, status: int) -> bool:
+    """Whether ``exc`` or its cause (s3fs translates botocore's errors) is an HTTP ``status``
+    answer (``PreconditionFailed`` is 412, ``NoSuchVersion`` 404)."""
+    codes = {412: ("PreconditionFailed",), 404: ("NoSuchVersion", "NoSuchKey")}[status]
+    for error in (exc, exc.__cause__):
+        if error is None:
+            continue
+        if status_of(error) == status:
+            return True
+        response = getattr(error, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code") in codes:
+            return True
+    return False
 
 
 def identity_of_probe(
