@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import anyio.to_thread
 import filelock
 
 from asyncassets.loops import current_loop
@@ -102,12 +103,14 @@ class EntryLocks:
         slot.users += 1
         try:
             async with slot.lock:
-                lock = self._file_lock(key)
+                # Opening and locking a file can be slow on network file systems: worker threads.
+                lock = await anyio.to_thread.run_sync(self._file_lock, key)
                 await _acquire(lock, key)
                 try:
                     yield
                 finally:
-                    lock.release()
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(lock.release)
         finally:
             slot.users -= 1
             if slot.users == 0 and self._slots.get(slot_key) is slot:
@@ -115,14 +118,15 @@ class EntryLocks:
 
     @contextmanager
     def try_hold(self, key: str) -> Iterator[bool]:
-        """Yield True with the entry held when nobody uses it; False at once otherwise."""
-        if any(k == key and s.users for (_, k), s in self._slots.items()):
+        """Yield True with the entry held when nobody uses it; False at once otherwise.
+
+        Blocking (it opens and locks a file): call it from a worker thread."""
+        in_use = list(self._slots.items())  # one atomic copy: the loop's thread adds slots
+        if any(k == key and s.users for (_, k), s in in_use):
             yield False
             return
         lock = self._file_lock(key)
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
+        if not _try_acquire(lock):
             yield False
             return
         try:
@@ -136,16 +140,21 @@ class EntryLocks:
         return filelock.FileLock(str(path), thread_local=False)
 
 
+def _try_acquire(lock: filelock.BaseFileLock) -> bool:
+    """Take ``lock`` if it is free (blocking: opens and locks a file)."""
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return False
+    return True
+
+
 async def _acquire(lock: filelock.BaseFileLock, key: str) -> None:
     delay = 0.01
     waited = False
-    while True:
-        try:
-            lock.acquire(timeout=0)
-            return
-        except filelock.Timeout:
-            if not waited:
-                logger.info("waiting for another process to finish with cache entry %s", key)
-                waited = True
-            await anyio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+    while not await anyio.to_thread.run_sync(_try_acquire, lock):
+        if not waited:
+            logger.info("waiting for another process to finish with cache entry %s", key)
+            waited = True
+        await anyio.sleep(delay)
+        delay = min(delay * 1.5, 0.25)

@@ -164,15 +164,13 @@ async def download_file(
     Resumes from ``part_path`` and its journal (``<part_path>.parts.json``) when they exist.
     """
     journal_path = part_path.with_name(part_path.name + ".parts.json")
-    fd = os.open(part_path, os.O_RDWR | os.O_CREAT, 0o644)
+    size = file.identity.size
+    fd = await anyio.to_thread.run_sync(_open_part, part_path, size)
     try:
-        size = file.identity.size
         if size is None:
             return await _stream_whole(source, file, fd, settings, limiter, progress)
-        if os.fstat(fd).st_size != size:
-            os.ftruncate(fd, size)
         journal = _Journal(journal_path, fd, size, part_size)
-        journal.load()
+        await anyio.to_thread.run_sync(journal.load)
         nparts = max(1, -(-size // part_size))
         missing = [i for i in range(nparts) if i not in journal.done]
         resumed = size - sum(_part_len(i, size, part_size) for i in missing)
@@ -189,14 +187,27 @@ async def download_file(
                 await journal.save(force=True)
             if isinstance(error, RangeNotHonouredError):
                 logger.warning("%s; reading it in one stream instead", error)
-                journal_path.unlink(missing_ok=True)
+                await anyio.to_thread.run_sync(lambda: journal_path.unlink(missing_ok=True))
                 return await _stream_whole(source, file, fd, settings, limiter, progress)
             if error is not exc:
                 raise error from None
             raise
         return size
     finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(os.close, fd)
+
+
+def _open_part(path: Path, size: int | None) -> int:
+    """A descriptor of the partial file, sized ``size`` when known (blocking)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if size is not None and os.fstat(fd).st_size != size:
+            os.ftruncate(fd, size)
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def _fdatasync(fd: int) -> None:
@@ -284,5 +295,5 @@ async def _stream_whole(
             raise TransientError(f"{source.display}: got {written} of {expected} bytes")
 
     await call_with_retries(settings.retry, attempt)
-    os.ftruncate(fd, written)
+    await anyio.to_thread.run_sync(os.ftruncate, fd, written)
     return written
