@@ -93,11 +93,22 @@ async def load_held(store: AssetStore, gated: GatedProvider, tg: Any) -> None:
 
 ListChange = Callable[[AssetStore, InMemoryAssetMetadataProvider], None]
 
+
+def plus_equals(store: AssetStore, provider: InMemoryAssetMetadataProvider) -> None:
+    store.metadata_providers += [provider]  # the getter, list.__iadd__, then the setter
+
+
+def user_plus_equals(store: AssetStore, provider: InMemoryAssetMetadataProvider) -> None:
+    store.user_metadata_providers += [provider]
+
+
 CHANGES: dict[str, ListChange] = {
     "append": lambda s, p: s.metadata_providers.append(p),
     "insert": lambda s, p: s.metadata_providers.insert(0, p),
     "extend": lambda s, p: s.metadata_providers.extend([p]),
     "iadd": lambda s, p: s.metadata_providers.__iadd__([p]),
+    "plus_equals": plus_equals,
+    "user_plus_equals": user_plus_equals,
     "setitem_slice": lambda s, p: s.metadata_providers.__setitem__(
         slice(len(s.metadata_providers), None), [p]
     ),
@@ -157,16 +168,49 @@ async def test_the_index_never_misses_a_provider_that_is_still_loading() -> None
     assert results == ["slow"]
 
 
-async def test_removing_a_provider_during_a_load_stops_serving_its_cards() -> None:
+Removal = Callable[[AssetStore, InMemoryAssetMetadataProvider], None]
+
+
+def del_item(store: AssetStore, provider: InMemoryAssetMetadataProvider) -> None:
+    del store.metadata_providers[store.metadata_providers.index(provider)]
+
+
+REMOVALS: dict[str, Removal] = {
+    "remove": lambda s, p: s.metadata_providers.remove(p),
+    "del": del_item,
+    "pop": lambda s, p: s.metadata_providers.pop(s.metadata_providers.index(p)),
+    "assign_list": lambda s, p: setattr(
+        s, "metadata_providers", [q for q in s.metadata_providers if q is not p]
+    ),
+}
+
+
+@pytest.mark.parametrize("removal", REMOVALS.values(), ids=REMOVALS.keys())
+async def test_removing_a_provider_during_a_load_stops_serving_its_cards(
+    removal: Removal,
+) -> None:
     gated = GatedProvider([card("kept")], source="memory:gated")
     doomed = InMemoryAssetMetadataProvider([card("doomed")], source="memory:doomed")
     store = AssetStore([gated, doomed])
     async with anyio.create_task_group() as tg:
         await load_held(store, gated, tg)
-        store.metadata_providers.remove(doomed)
+        removal(store, doomed)
         gated.gate.set()
     assert await store.maybe_retrieve_card("doomed") is None
     assert (await store.retrieve_card("kept")).name == "kept"
+
+
+async def test_replacing_the_loading_provider_by_item_assignment_serves_the_new_one() -> None:
+    gated = GatedProvider([card("old")], source="memory:gated")
+    store = AssetStore([gated])
+    async with anyio.create_task_group() as tg:
+        await load_held(store, gated, tg)
+        store.metadata_providers[0] = InMemoryAssetMetadataProvider(
+            [card("new")], source="memory:new"
+        )
+        gated.gate.set()
+    assert (await store.retrieve_card("new")).name == "new"
+    assert await store.maybe_retrieve_card("old") is None
 
 
 @pytest.mark.parametrize("reorder", ["sort", "reverse"])
@@ -294,6 +338,20 @@ async def test_cancelling_one_of_several_first_callers_leaves_the_others_their_c
     assert results == ["a"] * 5
 
 
+async def test_cancelling_a_task_group_while_a_provider_loads_never_poisons_the_next_load() -> None:
+    gated = GatedProvider([card("a")], source="memory:gated")
+    store = AssetStore([gated])
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(store.retrieve_card, "a")
+        await gated.started.wait()
+        tg.cancel_scope.cancel()
+    assert not gated.loaded
+    gated.gate.set()
+    assert (await store.retrieve_card("a")).name == "a"
+    assert gated.loads == 2
+
+
 async def test_cancelling_a_task_group_during_the_first_load_then_loading_again(
     tmp_path: Path,
 ) -> None:
@@ -311,16 +369,20 @@ async def test_cancelling_a_task_group_during_the_first_load_then_loading_again(
 # -- refresh before load, aclose -------------------------------------------------------------
 
 
-async def test_refresh_of_some_files_before_a_load_still_serves_every_card(tmp_path: Path) -> None:
+@pytest.mark.parametrize("paths", [["a.yaml"], None], ids=["one_file", "everything"])
+async def test_refresh_before_a_load_still_serves_every_card_of_the_folder(
+    tmp_path: Path, paths: list[str] | None
+) -> None:
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n")
     provider = FileAssetMetadataProvider(tmp_path)
-    await provider.refresh([str(tmp_path / "a.yaml")])
+    await provider.refresh(None if paths is None else [str(tmp_path / p) for p in paths])
     store = AssetStore([provider])
-    assert {c.name for c in [await store.retrieve_card(n) for n in "abc"]} == {"a", "b", "c"}
+    assert await store.asset_names() == {"a@", "b@", "c@"}
+    assert [(await store.retrieve_card(n)).name for n in "abc"] == ["a", "b", "c"]
 
 
-async def test_full_refresh_before_a_load_loads_every_card(tmp_path: Path) -> None:
+async def test_full_refresh_before_a_load_reports_every_card_as_added(tmp_path: Path) -> None:
     for name in ("a", "b"):
         (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n")
     provider = FileAssetMetadataProvider(tmp_path)
@@ -363,7 +425,20 @@ async def test_a_provider_raising_a_plain_exception_is_an_asset_error_naming_it(
 ) -> None:
     good = InMemoryAssetMetadataProvider([card("good")], source="memory:good")
     store = AssetStore([good, FailingProvider(exc)])
-    for call in (store.load, lambda: store.retrieve_card("good"), store.check):
+
+    async def find() -> None:
+        async for _ in store.find_cards("model_family", "toy"):
+            pass
+
+    calls = (
+        store.load,
+        lambda: store.retrieve_card("good"),
+        lambda: store.maybe_retrieve_card("good"),
+        find,
+        store.asset_names,
+        store.check,
+    )
+    for call in calls:
         with pytest.raises(AssetMetadataError, match="custom://broken"):
             await call()
 
@@ -491,20 +566,29 @@ def test_default_store_on_s3_works_across_two_asyncio_runs(
     assert "different loop" not in result.stderr and "Event loop is closed" not in result.stderr
 
 
-@pytest.mark.parametrize(
-    "system_dir,extra_env",
-    [
-        ("nosuch://bucket/cards", {}),
-        ("s3://bucket/cards", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}),
-    ],
-    ids=["unknown_protocol", "unreachable_endpoint"],
-)
-def test_a_bad_system_store_variable_is_a_warning_and_the_user_store_still_serves(
-    tmp_path: Path, system_dir: str, extra_env: dict[str, str]
+#: Bad values for a store variable: (value, extra environment).
+BAD_STORE_VARIABLES = {
+    "unknown_protocol": ("nosuch://x", {}),
+    "unreachable_endpoint": ("s3://bucket/cards", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}),
+}
+
+#: (the variable that is bad, the variable that names the good store).
+WHICH_STORE = {
+    "system": ("ASYNCASSETS_ASSET_DIR", "ASYNCASSETS_USER_ASSET_DIR"),
+    "user": ("ASYNCASSETS_USER_ASSET_DIR", "ASYNCASSETS_ASSET_DIR"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_STORE_VARIABLES.values(), ids=BAD_STORE_VARIABLES.keys())
+@pytest.mark.parametrize("which", WHICH_STORE.values(), ids=WHICH_STORE.keys())
+def test_a_bad_store_variable_is_a_warning_naming_it_and_the_other_store_still_serves(
+    tmp_path: Path, which: tuple[str, str], bad: tuple[str, dict[str, str]]
 ) -> None:
-    user = tmp_path / "user-cards"
-    user.mkdir()
-    (user / "mine.yaml").write_text("name: mine\n")
+    bad_variable, good_variable = which
+    bad_url, extra_env = bad
+    good = tmp_path / "good-cards"
+    good.mkdir()
+    (good / "mine.yaml").write_text("name: mine\n")
     code = """
         import asyncio, logging
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -517,8 +601,8 @@ def test_a_bad_system_store_variable_is_a_warning_and_the_user_store_still_serve
     """
     env = {
         **isolated_env(tmp_path),
-        "ASYNCASSETS_ASSET_DIR": system_dir,
-        "ASYNCASSETS_USER_ASSET_DIR": str(user),
+        bad_variable: bad_url,
+        good_variable: str(good),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         **extra_env,
@@ -527,14 +611,19 @@ def test_a_bad_system_store_variable_is_a_warning_and_the_user_store_still_serve
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "mine"
     warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
-    assert warnings and system_dir in warnings[0]
+    assert any(bad_url in line for line in warnings), result.stderr
 
 
-def test_importing_asyncassets_with_a_bad_store_variable_never_fails(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bad", BAD_STORE_VARIABLES.values(), ids=BAD_STORE_VARIABLES.keys())
+def test_importing_asyncassets_with_bad_store_variables_never_fails(
+    tmp_path: Path, bad: tuple[str, dict[str, str]]
+) -> None:
+    bad_url, extra_env = bad
     env = {
         **isolated_env(tmp_path),
-        "ASYNCASSETS_ASSET_DIR": "nosuch://x",
-        "ASYNCASSETS_USER_ASSET_DIR": "also-bad://y",
+        "ASYNCASSETS_ASSET_DIR": bad_url,
+        "ASYNCASSETS_USER_ASSET_DIR": bad_url,
+        **extra_env,
     }
     result = run_python("import asyncassets; print('ok')", env)
     assert result.returncode == 0, result.stderr
