@@ -256,6 +256,16 @@ async def cmd_watch(store: AssetStore, args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--grace takes a number of seconds, not {text!r}") from None
+    if value < 0:
+        raise UsageError(f"--grace takes a number of seconds, not {text!r}")
+    return value
+
+
 def parse_size(text: str) -> int:
     """``50G``, ``512M``, ``1.5T``, ``1000`` -> bytes (powers of 1024)."""
     units = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -334,9 +344,8 @@ async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
         return 0
     if args.cache_command == "prune":
         limit = parse_size(args.max_size) if args.max_size is not None else cache.max_bytes
-        if limit is None:
-            raise UsageError("cache prune needs --max-size SIZE (e.g. 50G; 0 empties the cache)")
-        removed = await cache.prune(limit)
+        grace = _parse_seconds(args.grace) if args.grace is not None else None
+        removed = await cache.prune(limit, grace=grace)
         for e in removed:
             say(f"removed {e.uri} ({format_size(e.size)})")
         say(f"{len(removed)} entries removed", file=sys.stderr)
@@ -434,8 +443,17 @@ def make_parser() -> argparse.ArgumentParser:
     cache_sub = p.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     q = cache_sub.add_parser("ls", parents=[common], help="entries, URIs, sizes, last use")
     q.add_argument("--json", action="store_true", help="JSON output")
-    q = cache_sub.add_parser("prune", parents=[common], help="evict least recently used")
+    q = cache_sub.add_parser(
+        "prune",
+        parents=[common],
+        help="reclaim superseded versions and abandoned downloads; evict least recently used",
+    )
     q.add_argument("--max-size", metavar="SIZE", help="keep at most SIZE (e.g. 50G)")
+    q.add_argument(
+        "--grace",
+        metavar="SECONDS",
+        help="reclaim versions superseded longer ago than this (default 3600)",
+    )
     q = cache_sub.add_parser("rm", parents=[common], help="remove one URI's entry")
     q.add_argument("uri", metavar="URI")
 

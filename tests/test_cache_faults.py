@@ -178,7 +178,11 @@ async def test_replaced_remote_object_is_fetched_again(
     scripted_http_server.put("m.bin", new_payload)
     new = await cache.fetch(url)
     assert new.read_bytes() == new_payload
-    assert not old.exists()
+    assert old.read_bytes() == payload  # a reader of the old path is never cut off
+    await cache.prune(grace=3600)
+    assert old.exists()  # superseded less than the grace period ago
+    await cache.prune(grace=0)
+    assert not old.exists() and new.read_bytes() == new_payload
 
 
 async def test_force_downloads_again(

@@ -60,12 +60,19 @@ def test_cli_unknown_url_scheme_prints_one_line(capsys: pytest.CaptureFixture[st
     assert len(err) == 1 and "foo://bar" in err[0]
 
 
-def test_cli_cache_prune_without_a_size_says_what_to_give(
+def test_cli_cache_prune_without_a_size_reclaims_and_evicts_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--cache-dir", str(tmp_path), "cache", "prune"]) == 1
+    assert main(["--cache-dir", str(tmp_path), "cache", "prune"]) == 0
+    assert capsys.readouterr().err.strip() == "0 entries removed"
+
+
+def test_cli_cache_prune_refuses_a_grace_that_is_not_seconds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--cache-dir", str(tmp_path), "cache", "prune", "--grace", "soon"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--max-size" in err[0]
+    assert len(err) == 1 and "--grace" in err[0]
 
 
 async def test_remote_store_under_a_dot_folder_loads(tmp_path: Path) -> None:

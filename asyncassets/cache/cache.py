@@ -18,6 +18,8 @@ import posixpath
 import shutil
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,6 +38,8 @@ from asyncassets.transient import is_transient
 
 from .archive import ArchiveError, archive_kind, extract_archive, extracted_name
 from .layout import (
+    DEFAULT_GRACE_SECONDS,
+    LEASE_SECONDS,
     STATE_FILE,
     CacheEntry,
     CacheLayout,
@@ -45,6 +49,7 @@ from .layout import (
     default_cache_root,
     entry_name,
     read_json,
+    renew_lease,
     write_json_atomic,
 )
 from .locking import EntryLocks, SingleFlight
@@ -120,6 +125,30 @@ def _safe_relpath(uri: str, relpath: str) -> str:
     return clean
 
 
+@asynccontextmanager
+async def _lease_kept(partial: Path) -> AsyncIterator[None]:
+    """Renew the lease of ``partial`` while the block runs: other processes (with locks
+    off, or locks that lie) then leave this download alone."""
+
+    async def renew() -> None:
+        while True:
+            await anyio.to_thread.run_sync(renew_lease, partial)
+            await anyio.sleep(LEASE_SECONDS / 6)
+
+    body_error: BaseException | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(renew)
+        try:
+            yield
+        except BaseException as exc:
+            # Re-raised outside the task group, so that it is not wrapped in a group.
+            body_error = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
+
+
 def _has_size(path: Path, size: int | None) -> bool:
     try:
         return path.stat().st_size == size
@@ -166,16 +195,20 @@ class CheckpointCache:
         part_size: int | None = None,
         concurrency: int | None = None,
         retry: RetryPolicy | None = None,
+        locking: bool | None = None,
+        grace: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_root()
         self.max_bytes = max_bytes
+        self.grace = grace
+        self.locking = not _env_flag("ASYNCASSETS_NO_LOCKS") if locking is None else locking
         self.settings = TransferSettings(
             part_size=part_size,
             concurrency=max(1, concurrency) if concurrency is not None else None,
             retry=retry or RetryPolicy(),
         )
         self._layout = CacheLayout(self.root)
-        self._locks = EntryLocks(self._layout.lock_path)
+        self._locks = EntryLocks(self._layout.lock_path, enabled=self.locking)
         self._flights = SingleFlight()
 
     def __repr__(self) -> str:
@@ -378,7 +411,8 @@ class CheckpointCache:
         )
 
     def _partial_for(self, key: str, state: dict[str, Any]) -> Path:
-        return self._layout.adopt_partial(key, state) or self._layout.new_partial(key, state)
+        adopted = self._layout.adopt_partial(key, state, exclusive=self.locking)
+        return adopted or self._layout.new_partial(key, state)
 
     async def _describe(self, source: Source, kind_hint: str | None) -> RemoteListing:
         return await call_with_retries(self.settings.retry, lambda: source.describe(kind_hint))
@@ -465,7 +499,8 @@ class CheckpointCache:
                 with open_progress(
                     description, listing.identity.size, enabled=progress_enabled(progress)
                 ) as bar:
-                    await self._download_files(uri, source, listing, partial, part_size, bar)
+                    async with _lease_kept(partial):
+                        await self._download_files(uri, source, listing, partial, part_size, bar)
                 downloaded = partial / "data" / name
             else:
                 assert local is not None
@@ -605,15 +640,29 @@ class CheckpointCache:
         return found
 
     async def prune(
-        self, max_bytes: int | None = None, *, keep: str | None = None
+        self,
+        max_bytes: int | None = None,
+        *,
+        keep: str | None = None,
+        grace: float | None = None,
     ) -> list[CacheEntry]:
-        """Evict least recently used entries until the cache holds at most ``max_bytes``
-        (default: the cache's ``max_bytes``; ``0`` empties it). An entry in use — being
-        downloaded or revalidated by any process — is skipped. Returns the removed entries.
-        ``keep`` names an entry key never to evict (the one just fetched)."""
+        """Reclaim what nobody can use any more, then evict least recently used entries
+        until the cache holds at most ``max_bytes`` (default: the cache's ``max_bytes``;
+        ``None`` for both: reclaim only; ``0`` empties it).
+
+        Reclaimed: versions superseded by a newer one and downloads abandoned more than
+        ``grace`` seconds ago (default: the cache's ``grace``, an hour), so that a path
+        ``fetch`` returned stays readable that long after a newer version replaced it.
+        An entry in use (being downloaded or revalidated by any process) is never evicted;
+        ``keep`` names an entry key never to evict (the one just fetched). Returns the
+        evicted entries."""
         limit = self.max_bytes if max_bytes is None else max_bytes
+        wait = self.grace if grace is None else grace
+        freed = await anyio.to_thread.run_sync(self._reclaim_all, wait)
+        if freed:
+            logger.info("reclaimed %d bytes of superseded versions and abandoned downloads", freed)
         if limit is None:
-            raise ValueError("prune() needs max_bytes (or a cache made with max_bytes=...)")
+            return []
         entries = await anyio.to_thread.run_sync(self.entries)
         total = sum(e.size for e in entries)
         removed: list[CacheEntry] = []
@@ -622,15 +671,28 @@ class CheckpointCache:
                 break
             if entry.key == keep:
                 continue
-            with self._locks.try_hold(entry.key) as held:
-                if not held:
-                    logger.info("not evicting %s: in use", entry.uri)
-                    continue
-                await anyio.to_thread.run_sync(self._layout.remove, entry.key)
+            if not await anyio.to_thread.run_sync(self._evict, entry.key):
+                logger.info("not evicting %s: in use", entry.uri)
+                continue
             total -= entry.size
             removed.append(entry)
             logger.info("evicted %s (%d bytes)", public_uri(entry.uri), entry.size)
         return removed
+
+    def _evict(self, key: str) -> bool:
+        """Remove the entry unless someone uses it (blocking)."""
+        with self._locks.try_hold(key) as held:
+            if held:
+                self._layout.remove(key)
+            return held
+
+    def _reclaim_all(self, grace: float) -> int:
+        freed = 0
+        for key in self._layout.entry_keys():
+            with self._locks.try_hold(key) as held:
+                if held:
+                    freed += self._layout.reclaim(key, grace)
+        return freed
 
     async def remove(self, uri: str | os.PathLike[str]) -> bool:
         """Delete the cached entries of ``uri`` (plain and extracted); True when one existed.
@@ -641,10 +703,11 @@ class CheckpointCache:
         removed = False
         for extract in (False, True):
             key = self._layout.key(public_uri(uri), extract=extract)
-            if not self._layout.entry_dir(key).exists():
+            exists = self._layout.entry_dir(key).exists
+            if not await anyio.to_thread.run_sync(exists):
                 continue
             async with self._locks.hold(key):
-                if self._layout.entry_dir(key).exists():
+                if await anyio.to_thread.run_sync(exists):
                     await anyio.to_thread.run_sync(self._layout.remove, key)
                     removed = True
         return removed

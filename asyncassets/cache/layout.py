@@ -5,11 +5,13 @@ One folder per entry under the cache root, named after the URI::
     <root>/<key>/entry.json           present only when the entry is complete; its mtime is the
                                       entry's last use (LRU eviction reads it)
     <root>/<key>/v-<token>/<name>     the data: a file, a folder, or an extracted archive
-    <root>/<key>/partial-<token>/     a download in progress (state.json, files/, data/)
+    <root>/<key>/superseded-v-<token> when that version stopped being current (its mtime)
+    <root>/<key>/partial-<token>/     a download in progress (state.json, lease, files/, data/)
     <root>/.locks/<key>.lock          the inter-process lock of the entry (never deleted)
 
 A version folder is immutable once published: a new remote version goes to a new ``v-`` folder,
-``entry.json`` is replaced atomically to point at it, and only then is the old one removed.
+``entry.json`` is replaced atomically to point at it, and the old one stays readable until
+``prune`` reclaims it after a grace period (a reader may hold its path).
 Nothing in this module does network I/O.
 """
 
@@ -28,17 +30,28 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEFAULT_GRACE_SECONDS",
+    "LEASE_SECONDS",
     "CacheEntry",
     "CacheLayout",
     "EntryRecord",
     "RemoteFile",
     "RemoteIdentity",
     "default_cache_root",
+    "lease_time",
+    "renew_lease",
     "write_json_atomic",
 ]
 
 ENTRY_FILE = "entry.json"
 STATE_FILE = "state.json"
+LEASE_FILE = "lease"
+SUPERSEDED_PREFIX = "superseded-"
+#: A partial download whose writer has not renewed its lease for this long is abandoned
+#: (the writer renews it every few seconds while it runs).
+LEASE_SECONDS = 60.0
+#: How long a superseded version stays readable before ``prune`` may reclaim it.
+DEFAULT_GRACE_SECONDS = 3600.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -164,6 +177,62 @@ def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True)
             fh.flush()
             os.fsync(fh.fileno())
     os.replace(tmp, path)
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def renew_lease(partial: Path) -> None:
+    """Say that the writer of ``partial`` is alive (the lease file's mtime)."""
+    with contextlib.suppress(OSError):
+        (partial / LEASE_FILE).touch()
+
+
+def lease_time(partial: Path) -> float:
+    """When the writer of ``partial`` last said it was alive (0: never)."""
+    for name in (LEASE_FILE, STATE_FILE):
+        with contextlib.suppress(OSError):
+            return (partial / name).stat().st_mtime
+    return 0.0
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for sub in [path, *path.rglob("*")]:
+        with contextlib.suppress(OSError):
+            if sub.is_file() and not sub.is_symlink():
+                total += sub.stat().st_blocks * 512
+    return total
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    """fsync every file and folder under ``path`` (the data of an entry being published)."""
+    if path.is_file():
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+        return
+    for folder, _, files in os.walk(path):
+        for name in files:
+            file = Path(folder) / name
+            if file.is_symlink():
+                continue
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(Path(folder))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -241,21 +310,59 @@ class CacheLayout:
             os.utime(self.entry_dir(key) / ENTRY_FILE)
 
     def publish(self, key: str, partial: Path, record: EntryRecord) -> None:
-        """Make the verified ``partial/data`` the entry's current version.
+        """Make the verified ``partial/data`` the entry's current version, durably.
 
-        The data folder is renamed (atomic), then ``entry.json`` replaced (atomic); a crash in
-        between leaves an unreferenced version folder that the next download removes.
+        Every file of the data is fsync'd, the data folder renamed into place (atomic), the
+        entry folder fsync'd, ``entry.json`` replaced (atomic, fsync'd) and the folder
+        fsync'd again: after a power cut the entry is either complete or absent. Older
+        versions are *not* deleted (a reader may hold their paths): they are marked
+        superseded and :meth:`reclaim` removes them after the grace period.
         """
+        data = partial / "data"
+        _fsync_tree(data)
         target = self.entry_dir(key) / record.version_dir
-        os.replace(partial / "data", target)
+        os.replace(data, target)
+        _fsync_dir(self.entry_dir(key))
         write_json_atomic(self.entry_dir(key) / ENTRY_FILE, record.to_json())
+        _fsync_dir(self.entry_dir(key))
         shutil.rmtree(partial, ignore_errors=True)
-        self.remove_stale_versions(key, keep=record.version_dir)
+        self.mark_superseded(key, keep=record.version_dir)
 
-    def remove_stale_versions(self, key: str, *, keep: str | None) -> None:
+    def mark_superseded(self, key: str, *, keep: str | None) -> None:
+        """Record when each version other than ``keep`` stopped being current."""
         for path in self.entry_dir(key).glob("v-*"):
-            if path.name != keep:
+            marker = path.with_name(SUPERSEDED_PREFIX + path.name)
+            if path.name != keep and not marker.exists():
+                with contextlib.suppress(OSError):
+                    marker.touch()
+
+    def reclaim(self, key: str, grace: float, *, now: float | None = None) -> int:
+        """Delete what nobody can be using any more: versions superseded (or never
+        published, from a crash or a lost race) more than ``grace`` seconds ago, and
+        partial downloads whose writer stopped more than ``grace`` seconds ago. Never the
+        current version. Returns the bytes freed."""
+        now = time.time() if now is None else now
+        record = self.read_entry(key)
+        current = record.version_dir if record is not None else None
+        freed = 0
+        entry = self.entry_dir(key)
+        for path in entry.glob("v-*"):
+            if path.name == current:
+                continue
+            marker = path.with_name(SUPERSEDED_PREFIX + path.name)
+            since = _mtime(marker) if marker.exists() else _mtime(path)
+            if now - since >= grace:
+                freed += _tree_bytes(path)
                 shutil.rmtree(path, ignore_errors=True)
+                marker.unlink(missing_ok=True)
+        for marker in entry.glob(SUPERSEDED_PREFIX + "*"):
+            if not (entry / marker.name[len(SUPERSEDED_PREFIX) :]).exists():
+                marker.unlink(missing_ok=True)
+        for partial in self.partials(key):
+            if now - lease_time(partial) >= grace:
+                freed += _tree_bytes(partial)
+                shutil.rmtree(partial, ignore_errors=True)
+        return freed
 
     # -- partial downloads --------------------------------------------------------------
 
@@ -267,17 +374,26 @@ class CacheLayout:
         (path / "files").mkdir(parents=True)
         (path / "data").mkdir()
         write_json_atomic(path / STATE_FILE, state)
+        renew_lease(path)
         return path
 
-    def adopt_partial(self, key: str, state: dict[str, Any]) -> Path | None:
+    def adopt_partial(
+        self, key: str, state: dict[str, Any], *, exclusive: bool = True
+    ) -> Path | None:
         """Take over an interrupted download of the same remote version, if there is one.
 
-        The partial folder is renamed to a fresh unique name first, so that two processes
-        that both believe they hold the lock (a broken NFS lock) never write the same files.
-        Partials of other versions are deleted.
+        ``exclusive`` says the caller holds the entry's inter-process lock, so every other
+        partial's writer is gone. Without it (locks off, or locks that may lie), only a
+        partial whose writer has not renewed its lease for :data:`LEASE_SECONDS` is
+        adopted or deleted: a live writer's partial stays private to it. The partial is
+        renamed to a fresh unique name first, so that two processes never write the same
+        files. Partials of other versions are deleted.
         """
         adopted: Path | None = None
+        now = time.time()
         for path in self.partials(key):
+            if not exclusive and now - lease_time(path) < LEASE_SECONDS:
+                continue  # another process is writing it
             found = read_json(path / STATE_FILE)
             if adopted is None and found is not None and _same_state(found, state):
                 fresh = path.with_name(f"partial-{uuid.uuid4().hex[:12]}")
@@ -285,6 +401,7 @@ class CacheLayout:
                     os.replace(path, fresh)
                 except OSError:
                     continue
+                renew_lease(fresh)
                 adopted = fresh
             else:
                 shutil.rmtree(path, ignore_errors=True)

@@ -89,10 +89,16 @@ class _Slot:
 
 
 class EntryLocks:
-    """Exclusive access to one cache entry, within the process and across processes."""
+    """Exclusive access to one cache entry, within the process and across processes.
 
-    def __init__(self, lock_path: Callable[[str], Path]) -> None:
+    ``enabled=False`` keeps only the in-process lock: on file systems whose locks lie
+    (Lustre, GPFS, some NFS mounts) the cache stays correct without them, at the price of
+    processes downloading the same entry side by side.
+    """
+
+    def __init__(self, lock_path: Callable[[str], Path], *, enabled: bool = True) -> None:
         self._lock_path = lock_path
+        self.enabled = enabled
         self._slots: dict[tuple[Any, str], _Slot] = {}
 
     @asynccontextmanager
@@ -103,6 +109,9 @@ class EntryLocks:
         slot.users += 1
         try:
             async with slot.lock:
+                if not self.enabled:
+                    yield
+                    return
                 # Opening and locking a file can be slow on network file systems: worker threads.
                 lock = await anyio.to_thread.run_sync(self._file_lock, key)
                 await _acquire(lock, key)
@@ -124,6 +133,9 @@ class EntryLocks:
         in_use = list(self._slots.items())  # one atomic copy: the loop's thread adds slots
         if any(k == key and s.users for (_, k), s in in_use):
             yield False
+            return
+        if not self.enabled:
+            yield True
             return
         lock = self._file_lock(key)
         if not _try_acquire(lock):
