@@ -5,9 +5,10 @@ shared iterator (a sliding window: a worker that finishes takes the next part at
 is no barrier between batches) and write what they receive at its offset, a megabyte at a
 time, so memory is bounded by the requests in flight whatever the size of the object.
 
-Which parts are complete is recorded in a journal next to the partial file (after an
-``fdatasync`` of the data, at most every ``JOURNAL_INTERVAL`` seconds and when the download
-stops), so a killed download resumes from the parts already on disk. A part that fails
+Which parts are complete, and how far each part in flight got, is recorded in a journal
+next to the partial file (after an ``fdatasync`` of the data, every ``JOURNAL_INTERVAL``
+seconds and when the download stops), so a killed download resumes from every byte that
+reached the disk. A part that fails
 mid-way is retried from the byte where it stopped. A source that answers a ranged read with
 the whole object (``200``) is read again in one stream.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,12 +68,19 @@ class _OffsetWriter:
     ``pwritev`` in a worker thread.
     """
 
-    def __init__(self, fd: int, offset: int, progress: ProgressReporter) -> None:
+    def __init__(
+        self,
+        fd: int,
+        offset: int,
+        progress: ProgressReporter,
+        on_flush: Callable[[int], None] | None = None,
+    ) -> None:
         self._fd = fd
         self._flushed = offset
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._progress = progress
+        self._on_flush = on_flush
 
     @property
     def position(self) -> int:
@@ -106,6 +114,8 @@ class _OffsetWriter:
 
         await anyio.to_thread.run_sync(write_all)
         self._flushed += total
+        if self._on_flush is not None:
+            self._on_flush(self._flushed)
 
 
 def _pwritev(fd: int, views: list[memoryview], offset: int) -> int:
@@ -115,23 +125,42 @@ def _pwritev(fd: int, views: list[memoryview], offset: int) -> int:
 
 
 class _Journal:
-    """The set of complete parts of one partial file, saved as JSON beside it."""
+    """What of one partial file is on disk, saved as JSON beside it: the complete parts,
+    and for each part in flight the bytes written from its start (so a killed download
+    resumes from every byte that reached the disk, not only from whole parts)."""
 
     def __init__(self, path: Path, fd: int, size: int, part_size: int) -> None:
         self.path = path
         self._fd = fd
         self._header = {"size": size, "part_size": part_size}
         self.done: set[int] = set()
+        #: part -> bytes written from the part's start (parts not done yet)
+        self.written: dict[int, int] = {}
         self._saved_at = time.monotonic()
         self._dirty = False
 
     def load(self) -> None:
         data = read_json(self.path)
-        if data is not None and all(data.get(k) == v for k, v in self._header.items()):
-            self.done = {int(i) for i in data.get("done", [])}
+        if data is None or not all(data.get(k) == v for k, v in self._header.items()):
+            return
+        self.done = {int(i) for i in data.get("done", [])}
+        part_size = int(self._header["part_size"])
+        written = data.get("written", {})
+        if isinstance(written, dict):
+            self.written = {
+                int(k): int(v)
+                for k, v in written.items()
+                if int(k) not in self.done and 0 < int(v) < part_size
+            }
+
+    def note(self, part: int, written: int) -> None:
+        """Bytes from the start of ``part`` that are written (not yet synced)."""
+        self.written[part] = written
+        self._dirty = True
 
     def mark(self, part: int) -> None:
         self.done.add(part)
+        self.written.pop(part, None)
         self._dirty = True
 
     async def save(self, *, force: bool = False) -> None:
@@ -139,7 +168,9 @@ class _Journal:
             return
         self._dirty = False
         self._saved_at = time.monotonic()
-        record = {**self._header, "done": sorted(self.done)}
+        # Snapshot before syncing: whatever the writers flush meanwhile is not claimed.
+        written = {str(k): v for k, v in self.written.items()}
+        record = {**self._header, "done": sorted(self.done), "written": written}
         fd, path = self._fd, self.path
 
         def sync_and_write() -> None:
@@ -174,6 +205,7 @@ async def download_file(
         nparts = max(1, -(-size // part_size))
         missing = [i for i in range(nparts) if i not in journal.done]
         resumed = size - sum(_part_len(i, size, part_size) for i in missing)
+        resumed += sum(journal.written.get(i, 0) for i in missing)
         if resumed:
             logger.info("resuming %s: %d of %d bytes on disk", source.display, resumed, size)
             progress.advance(resumed)
@@ -236,7 +268,12 @@ async def _fetch_parts(
     async def fetch_part(index: int) -> None:
         start = index * part_size
         end = min(size, start + part_size)
-        writer = _OffsetWriter(fd, start, progress)
+        writer = _OffsetWriter(
+            fd,
+            start + journal.written.get(index, 0),  # bytes a killed run left on disk
+            progress,
+            on_flush=lambda flushed: journal.note(index, flushed - start),
+        )
 
         async def attempt() -> None:
             if writer.position >= end:
@@ -265,9 +302,18 @@ async def _fetch_parts(
             journal.mark(index)
             await journal.save()
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(min(settings.concurrency or 1, len(missing))):
-            tg.start_soon(worker)
+    async def save_periodically() -> None:
+        # Parts in flight make progress long before any of them completes.
+        while True:
+            await anyio.sleep(JOURNAL_INTERVAL)
+            await journal.save()
+
+    async with anyio.create_task_group() as outer:
+        outer.start_soon(save_periodically)
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(settings.concurrency or 1, len(missing))):
+                tg.start_soon(worker)
+        outer.cancel_scope.cancel()
 
 
 async def _stream_whole(
