@@ -8,11 +8,12 @@ import uuid
 from pathlib import Path
 
 import anyio
+import fsspec
 import pytest
 import sniffio
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from loop_lag import loop_gaps
-from servers import StaticServer
+from servers import StaticServer, gcs_storage_options, s3_storage_options
 
 from asyncassets.cache import CheckpointCache
 
@@ -59,6 +60,45 @@ async def test_concurrent_fetches_share_one_download(
             tg.start_soon(fetch)
     assert len(set(paths)) == 1 and paths[0].read_bytes() == payload
     assert http_static_server.stats.bytes_for(f"/{name}") == len(payload)
+
+
+async def test_s3_gcs_http_and_memory_side_by_side(
+    cache: CheckpointCache, moto_server: str, gcs_emulator: str, http_static_server: StaticServer
+) -> None:
+    """Every kind of source at once on the current loop: on trio, fsspec's async
+    filesystems run on fsspec's IO thread and HTTP in worker threads; then each is a hit."""
+    payload = os.urandom(9 * 2**20 + 123)  # three parts of 4 MiB
+    run = uuid.uuid4().hex[:12]
+    s3_options = s3_storage_options(moto_server)
+    s3 = fsspec.filesystem("s3", skip_instance_cache=True, **s3_options)
+    s3.mkdir(f"both-{run}")
+    s3.pipe(f"both-{run}/m.bin", payload)
+    gcs_options = gcs_storage_options(gcs_emulator)
+    gcs = fsspec.filesystem("gcs", skip_instance_cache=True, **gcs_options)
+    gcs.mkdir(f"both-{run}")
+    gcs.pipe(f"both-{run}/m.bin", payload)
+    fsspec.filesystem("memory").pipe(f"/both-{run}/m.bin", payload)
+    base_url, folder = http_static_server
+    (folder / f"both-{run}.bin").write_bytes(payload)
+    sources = {
+        f"s3://both-{run}/m.bin": s3_options,
+        f"gs://both-{run}/m.bin": gcs_options,
+        f"memory://both-{run}/m.bin": None,
+        f"{base_url}/both-{run}.bin": None,
+    }
+
+    async def fetch(uri: str, paths: dict[str, Path]) -> None:
+        paths[uri] = await cache.fetch(uri, storage_options=sources[uri], progress=False)
+
+    for _ in range(2):  # a download, then a hit that only revalidates
+        paths: dict[str, Path] = {}
+        async with anyio.create_task_group() as tg:
+            for uri in sources:
+                tg.start_soon(fetch, uri, paths)
+        assert len(set(paths.values())) == len(sources)
+        for path in paths.values():
+            assert path.stat().st_size == len(payload) and path.read_bytes() == payload
+    assert http_static_server.stats.bytes_for(f"/both-{run}.bin") == len(payload)
 
 
 @pytest.mark.parametrize("name", ["a#b%20c?.pt", "100%.pt", "sp ace#1.pt"])
