@@ -48,8 +48,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno not in _PERMANENT_ERRNOS
     name = type(exc).__name__
-    if "Credentials" in name:
-        return False  # botocore's NoCredentialsError & co: no retry will find credentials
+    if "Credentials" in name or "Invalid" in name:
+        return False  # NoCredentialsError, InvalidUrlClientError & co: no retry fixes them
     if any(word in name for word in ("Connection", "Timeout", "ServerDisconnected", "Endpoint")):
         return True
     # aiohttp's ClientError family and botocore's connection errors are not OSError subclasses
