@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,34 @@ async def _deliver(write: WriteChunk, chunk: bytes) -> None:
     await write(chunk)
 
 
+class _OriginBoundRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but the caller's headers (tokens, cookies) never leave the
+    origin they were given for: urllib itself would send them to any host a redirect
+    names."""
+
+    def __init__(self, private: set[str]) -> None:
+        super().__init__()
+        self._private = private
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(new.full_url) != _origin(req.full_url):
+            for name in list(new.headers):
+                if name.lower() in self._private:
+                    del new.headers[name]
+            for name in list(new.unredirected_hdrs):
+                if name.lower() in self._private:
+                    del new.unredirected_hdrs[name]
+        return new
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.rpartition("@")[2].lower()
+
+
 class ThreadedHTTPSource(Source):
     """``http(s)://`` through urllib in worker threads. ``storage_options`` may hold
     ``headers`` (dict)."""
@@ -52,13 +81,16 @@ class ThreadedHTTPSource(Source):
     def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
         super().__init__(uri)
         options = dict(storage_options or {})
-        self._headers = {"Accept-Encoding": "identity", **dict(options.pop("headers", {}))}
+        configured = dict(options.pop("headers", {}))
+        self._headers = {"Accept-Encoding": "identity", **configured}
+        private = {name.lower() for name in configured} | {"authorization", "cookie"}
+        self._opener = urllib.request.build_opener(_OriginBoundRedirects(private))
 
     def _open(self, url: str, headers: dict[str, str], method: str = "GET") -> Any:
         """The response (any status; the caller checks it)."""
         request = urllib.request.Request(url, headers=headers, method=method)
         try:
-            return urllib.request.urlopen(request, timeout=_TIMEOUT)
+            return self._opener.open(request, timeout=_TIMEOUT)
         except urllib.error.HTTPError as exc:
             return exc  # an HTTPError is a response with a status and headers
         except (urllib.error.URLError, http.client.HTTPException) as exc:

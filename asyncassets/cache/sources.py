@@ -25,7 +25,8 @@ import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -71,6 +72,10 @@ def redact(uri: str) -> str:
     query = "…" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
+
+#: Redirects followed for one request.
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
@@ -210,7 +215,10 @@ class HTTPSource(Source):
         import aiohttp
 
         options = dict(storage_options or {})
-        self._headers = {"Accept-Encoding": "identity", **dict(options.pop("headers", {}))}
+        configured = dict(options.pop("headers", {}))
+        #: Headers of the caller's (credentials): sent to the URI's own origin only.
+        self._private = {name.lower() for name in configured} | {"authorization", "cookie"}
+        self._headers = {"Accept-Encoding": "identity", **configured}
         client_kwargs = dict(options.pop("client_kwargs", {}))
         client_kwargs.setdefault(
             "timeout", aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
@@ -221,10 +229,34 @@ class HTTPSource(Source):
         client_kwargs.setdefault("connector", aiohttp.TCPConnector(limit=0))
         self._session = aiohttp.ClientSession(**client_kwargs)
 
+    @asynccontextmanager
+    async def _request(self, method: str, url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+        """The answer to ``method url``, following redirects ourselves: the caller's
+        headers (tokens, cookies) go to the URI's own origin only, never to the host a
+        redirect names (a CDN), and a redirect's signed URL is never kept or shown."""
+        import yarl
+
+        target = yarl.URL(url, encoded=True)
+        origin = target.origin()
+        for _ in range(MAX_REDIRECTS + 1):
+            sent = (
+                headers
+                if target.origin() == origin
+                else {k: v for k, v in headers.items() if k.lower() not in self._private}
+            )
+            async with self._session.request(
+                method, target, headers=sent, allow_redirects=False
+            ) as resp:
+                location = resp.headers.get("Location")
+                if resp.status in _REDIRECTS and location:
+                    target = target.join(yarl.URL(location, encoded=True))
+                    continue
+                yield resp
+                return
+        raise PermanentError(f"{self.display}: more than {MAX_REDIRECTS} redirects")
+
     async def describe(self, kind_hint: str | None = None) -> RemoteListing:
-        async with self._session.head(
-            self.uri, headers=self._headers, allow_redirects=True
-        ) as resp:
+        async with self._request("HEAD", self.uri, self._headers) as resp:
             if resp.status in (403, 405, 501):
                 # Some servers refuse HEAD (a presigned GET URL answers 403): ask for one byte.
                 identity = await self._describe_with_get()
@@ -237,14 +269,14 @@ class HTTPSource(Source):
 
     async def _describe_with_get(self) -> RemoteIdentity:
         headers = {**self._headers, "Range": "bytes=0-0"}
-        async with self._session.get(self.uri, headers=headers) as resp:
+        async with self._request("GET", self.uri, headers) as resp:
             identity = identity_of_probe(self.display, resp.status, resp.reason, resp.headers)
             resp.close()  # do not read a body that may be the whole object
             return identity
 
     async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
         headers = range_headers(self._headers, file, start, end)
-        async with self._session.get(file.path, headers=headers) as resp:
+        async with self._request("GET", file.path, headers) as resp:
             check_range_answer(
                 self.display, resp.status, resp.reason, resp.headers, file, start, end
             )
@@ -258,7 +290,7 @@ class HTTPSource(Source):
                 )
 
     async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
-        async with self._session.get(file.path, headers=self._headers) as resp:
+        async with self._request("GET", file.path, self._headers) as resp:
             if resp.status != 200:
                 raise http_error(self.display, resp.status, resp.reason)
             check_range_validators(self.display, resp.headers, file.identity)
