@@ -369,17 +369,32 @@ class CheckpointCache:
         path = self._layout.data_path(key, record)
         return (record, path) if path.exists() else None
 
+    def _usable_entry(
+        self, key: str, identity: RemoteIdentity | None, expected: str | None
+    ) -> tuple[EntryRecord, Path, bool] | None:
+        """The complete entry (of version ``identity`` when given), touched at once when its
+        recorded sha256 needs no check: a hit costs one worker-thread hop (blocking)."""
+        found = self._complete_entry(key)
+        if found is None or (identity is not None and not found[0].identity.same_version(identity)):
+            return None
+        record, path = found
+        touched = expected is None or record.sha256 == expected
+        if touched:
+            self._layout.touch(key)
+        return record, path, touched
+
     async def _fetch_offline(self, uri: str, key: str, expected: str | None) -> Path:
-        found = await anyio.to_thread.run_sync(self._complete_entry, key)
+        found = await anyio.to_thread.run_sync(self._usable_entry, key, None, expected)
         if found is None:
             raise AssetDownloadError(
                 f"{public_uri(uri)} is not in the cache at {self.root} and offline mode is on "
                 "(local_only=True or ASYNCASSETS_OFFLINE=1); fetch it once while online",
                 uri=public_uri(uri),
             )
-        record, path = found
-        await self._check_recorded_sha256(uri, key, record, path, expected)
-        await anyio.to_thread.run_sync(self._layout.touch, key)
+        record, path, touched = found
+        if not touched:
+            await self._check_recorded_sha256(uri, key, record, path, expected)
+            await anyio.to_thread.run_sync(self._layout.touch, key)
         return path
 
     async def _check_recorded_sha256(
@@ -420,12 +435,13 @@ class CheckpointCache:
     async def _hit(
         self, uri: str, key: str, listing: RemoteListing, expected: str | None
     ) -> Path | None:
-        found = await anyio.to_thread.run_sync(self._complete_entry, key)
-        if found is None or not found[0].identity.same_version(listing.identity):
+        found = await anyio.to_thread.run_sync(self._usable_entry, key, listing.identity, expected)
+        if found is None:
             return None
-        record, path = found
-        await self._check_recorded_sha256(uri, key, record, path, expected)
-        await anyio.to_thread.run_sync(self._layout.touch, key)
+        record, path, touched = found
+        if not touched:
+            await self._check_recorded_sha256(uri, key, record, path, expected)
+            await anyio.to_thread.run_sync(self._layout.touch, key)
         return path
 
     async def _fetch_online(
