@@ -47,7 +47,6 @@ from .layout import (
     RemoteFile,
     RemoteIdentity,
     default_cache_root,
-    entry_name,
     read_json,
     renew_lease,
     write_json_atomic,
@@ -56,8 +55,8 @@ from .locking import EntryLocks, SingleFlight
 from .progress import open_progress, progress_enabled
 from .ranged import TransferSettings, download_file, first_error
 from .retry import RetryPolicy, call_with_retries
-from .sources import RemoteListing, Source, local_path_of, open_source
-from .uri import public_uri, scrub
+from .sources import RemoteListing, Source, open_source
+from .uri import CheckpointURI, public_uri, scrub
 
 __all__ = ["CheckpointCache"]
 
@@ -115,12 +114,12 @@ def _tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def _safe_relpath(uri: str, relpath: str) -> str:
+def _safe_relpath(uri: CheckpointURI, relpath: str) -> str:
     clean = posixpath.normpath(relpath)
     if clean.startswith(("/", "../")) or clean in ("..", "."):
         raise AssetDownloadError(
-            f"refusing to fetch {public_uri(uri)}: the listing has an unsafe name {relpath!r}",
-            uri=public_uri(uri),
+            f"refusing to fetch {uri.public}: the listing has an unsafe name {relpath!r}",
+            uri=uri.public,
         )
     return clean
 
@@ -257,26 +256,24 @@ class CheckpointCache:
 
         Raises ``AssetDownloadError`` naming the URI when the object cannot be fetched.
         """
-        uri = os.fspath(uri)
+        target = CheckpointURI.parse(uri)
         try:
             expected = _normalize_sha256(sha256)
         except ValueError as exc:
-            raise AssetDownloadError(
-                f"{exc} (for {public_uri(uri)})", uri=public_uri(uri)
-            ) from None
-        local = local_path_of(uri)
+            raise AssetDownloadError(f"{exc} (for {target.public})", uri=target.public) from None
+        local = target.local
         if local is not None:
             if not await anyio.to_thread.run_sync(local.exists):
-                raise AssetDownloadError(f"{uri} does not exist", uri=uri)  # a local path
+                raise AssetDownloadError(f"{target.raw} does not exist", uri=target.raw)
             if not extract:
                 return local
         offline = local_only or _env_flag("ASYNCASSETS_OFFLINE")
-        key = self._layout.key(public_uri(uri), extract=extract)
+        key = self._layout.key(target.public, extract=extract)
 
         async def run() -> Path:
             try:
                 return await self._fetch(
-                    uri,
+                    target,
                     key,
                     expected=expected,
                     force=force,
@@ -289,7 +286,7 @@ class CheckpointCache:
             except AssetError:
                 raise
             except Exception as exc:  # the cache's own disk (offline reads, publishing)
-                raise self._download_error(uri, exc) from exc
+                raise self._download_error(target, exc) from exc
 
         path = await self._flights.run((key, expected, force, offline, extract), run)
         if self.max_bytes is not None:
@@ -298,7 +295,7 @@ class CheckpointCache:
 
     async def _fetch(
         self,
-        uri: str,
+        uri: CheckpointURI,
         key: str,
         *,
         expected: str | None,
@@ -312,7 +309,7 @@ class CheckpointCache:
         if offline:
             return await self._fetch_offline(uri, key, expected)
         try:
-            source = open_source(uri, storage_options) if local is None else None
+            source = open_source(uri.raw, storage_options) if local is None else None
         except Exception as exc:
             raise self._download_error(uri, exc) from None
         try:
@@ -324,9 +321,7 @@ class CheckpointCache:
                 except RemoteChangedError as exc:
                     if restart == _RESTARTS_ON_CHANGE:
                         raise self._download_error(uri, exc) from None
-                    logger.warning(
-                        "%s changed during the download; starting again", public_uri(uri)
-                    )
+                    logger.warning("%s changed during the download; starting again", uri.public)
                 except AssetError:
                     raise
                 except Exception as exc:  # nothing but an AssetError leaves fetch
@@ -337,9 +332,9 @@ class CheckpointCache:
                 with anyio.CancelScope(shield=True):
                     await source.aclose()
 
-    def _download_error(self, uri: str, exc: BaseException) -> AssetDownloadError:
-        shown = public_uri(uri)
-        text = scrub(str(exc).replace(uri, shown)) or type(exc).__name__
+    def _download_error(self, uri: CheckpointURI, exc: BaseException) -> AssetDownloadError:
+        shown = uri.public
+        text = scrub(str(exc).replace(uri.raw, shown)) or type(exc).__name__
         if isinstance(exc, ArchiveError):
             return AssetDownloadError(f"unsafe or broken archive {shown}: {text}", uri=shown)
         if isinstance(exc, PermanentError):
@@ -383,13 +378,13 @@ class CheckpointCache:
             self._layout.touch(key)
         return record, path, touched
 
-    async def _fetch_offline(self, uri: str, key: str, expected: str | None) -> Path:
+    async def _fetch_offline(self, uri: CheckpointURI, key: str, expected: str | None) -> Path:
         found = await anyio.to_thread.run_sync(self._usable_entry, key, None, expected)
         if found is None:
             raise AssetDownloadError(
-                f"{public_uri(uri)} is not in the cache at {self.root} and offline mode is on "
+                f"{uri.public} is not in the cache at {self.root} and offline mode is on "
                 "(local_only=True or ASYNCASSETS_OFFLINE=1); fetch it once while online",
-                uri=public_uri(uri),
+                uri=uri.public,
             )
         record, path, touched = found
         if not touched:
@@ -398,7 +393,7 @@ class CheckpointCache:
         return path
 
     async def _check_recorded_sha256(
-        self, uri: str, key: str, record: EntryRecord, path: Path, expected: str | None
+        self, uri: CheckpointURI, key: str, record: EntryRecord, path: Path, expected: str | None
     ) -> None:
         if expected is None or record.sha256 == expected:
             return
@@ -418,9 +413,9 @@ class CheckpointCache:
             async with self._locks.hold(key):
                 await anyio.to_thread.run_sync(self._layout.remove, key)
         raise ChecksumMismatchError(
-            f"cached {public_uri(uri)} has sha256 {actual}, expected {expected}; "
+            f"cached {uri.public} has sha256 {actual}, expected {expected}; "
             "the cached copy was removed",
-            uri=public_uri(uri),
+            uri=uri.public,
             expected=expected,
             actual=actual,
         )
@@ -433,7 +428,7 @@ class CheckpointCache:
         return await call_with_retries(self.settings.retry, lambda: source.describe(kind_hint))
 
     async def _hit(
-        self, uri: str, key: str, listing: RemoteListing, expected: str | None
+        self, uri: CheckpointURI, key: str, listing: RemoteListing, expected: str | None
     ) -> Path | None:
         found = await anyio.to_thread.run_sync(self._usable_entry, key, listing.identity, expected)
         if found is None:
@@ -446,7 +441,7 @@ class CheckpointCache:
 
     async def _fetch_online(
         self,
-        uri: str,
+        uri: CheckpointURI,
         key: str,
         source: Source | None,
         local: Path | None,
@@ -465,7 +460,7 @@ class CheckpointCache:
             known = await anyio.to_thread.run_sync(self._layout.read_entry, key)
             listing = await self._describe(source, known.kind if known and not force else None)
         if not force and (path := await self._hit(uri, key, listing, expected)) is not None:
-            logger.debug("cache hit for %s", public_uri(uri))
+            logger.debug("cache hit for %s", uri.public)
             return path
         await anyio.to_thread.run_sync(self._layout.ensure, key)
         async with self._locks.hold(key):
@@ -478,7 +473,7 @@ class CheckpointCache:
 
     async def _download(
         self,
-        uri: str,
+        uri: CheckpointURI,
         key: str,
         source: Source | None,
         local: Path | None,
@@ -489,18 +484,19 @@ class CheckpointCache:
     ) -> Path:
         if expected is not None and listing.kind != "file":
             raise AssetDownloadError(
-                f"{public_uri(uri)} is a folder; a sha256 can only be checked for one file", uri=uri
+                f"{uri.public} is a folder; a sha256 can only be checked for one file",
+                uri=uri.public,
             )
-        if extract and (listing.kind != "file" or archive_kind(entry_name(uri)) is None):
+        if extract and (listing.kind != "file" or archive_kind(uri.name) is None):
             raise AssetDownloadError(
-                f"extract=True needs a .tar, .tar.gz or .zip file; {public_uri(uri)} is not one",
-                uri=public_uri(uri),
+                f"extract=True needs a .tar, .tar.gz or .zip file; {uri.public} is not one",
+                uri=uri.public,
             )
         part_size = self.settings.part_size or (
             source.default_part_size if source is not None else 8 * 2**20
         )
         state = {
-            "uri": public_uri(uri),
+            "uri": uri.public,
             "kind": listing.kind,
             "identity": listing.identity.to_json(),
             "part_size": part_size,
@@ -508,7 +504,7 @@ class CheckpointCache:
             "created": time.time(),
         }
         partial = await anyio.to_thread.run_sync(self._partial_for, key, state)
-        name = entry_name(uri)
+        name = uri.name
         try:
             if source is not None:
                 description = name if len(name) <= 30 else name[:29] + "…"
@@ -533,9 +529,8 @@ class CheckpointCache:
                     if sha != expected:
                         await _remove_tree(partial)
                         raise ChecksumMismatchError(
-                            f"{public_uri(uri)} has sha256 {sha}, expected {expected}; "
-                            "nothing was kept",
-                            uri=public_uri(uri),
+                            f"{uri.public} has sha256 {sha}, expected {expected}; nothing was kept",
+                            uri=uri.public,
                             expected=expected,
                             actual=sha,
                         )
@@ -552,7 +547,7 @@ class CheckpointCache:
                 )
             size = await anyio.to_thread.run_sync(_tree_size, partial / "data" / name)
             record = EntryRecord(
-                uri=public_uri(uri),
+                uri=uri.public,
                 kind=listing.kind,  # of the remote: revalidation asks for the same kind
                 name=name,
                 version_dir=f"v-{uuid.uuid4().hex[:12]}",
@@ -565,19 +560,19 @@ class CheckpointCache:
         except RemoteChangedError:
             await _remove_tree(partial)
             raise
-        logger.info("cached %s (%d bytes) at %s", public_uri(uri), record.size, self.root / key)
+        logger.info("cached %s (%d bytes) at %s", uri.public, record.size, self.root / key)
         return self._layout.data_path(key, record)
 
     async def _download_files(
         self,
-        uri: str,
+        uri: CheckpointURI,
         source: Source,
         listing: RemoteListing,
         partial: Path,
         part_size: int,
         bar: Any,
     ) -> None:
-        name = entry_name(uri)
+        name = uri.name
         settings = dataclasses.replace(
             self.settings, concurrency=self.settings.concurrency or source.default_concurrency
         )
@@ -616,8 +611,15 @@ class CheckpointCache:
 
     # -- listing and eviction ---------------------------------------------------------------
 
+    async def list_entries(self) -> list[CacheEntry]:
+        """:meth:`entries` for async code: the walk of the cache folder runs in a worker
+        thread."""
+        return await anyio.to_thread.run_sync(self.entries)
+
     def entries(self) -> list[CacheEntry]:
-        """Every entry under the root, complete or interrupted, most recently used first."""
+        """Every entry under the root, complete or interrupted, most recently used first.
+
+        Blocking (it walks the cache folder): async code awaits :meth:`list_entries`."""
         found = []
         for key in self._layout.entry_keys():
             record = self._layout.read_entry(key)
@@ -679,7 +681,7 @@ class CheckpointCache:
             logger.info("reclaimed %d bytes of superseded versions and abandoned downloads", freed)
         if limit is None:
             return []
-        entries = await anyio.to_thread.run_sync(self.entries)
+        entries = await self.list_entries()
         total = sum(e.size for e in entries)
         removed: list[CacheEntry] = []
         for entry in sorted(entries, key=lambda e: e.last_used):
@@ -715,10 +717,10 @@ class CheckpointCache:
 
         Waits for a download of the same URI to finish first. Local paths are never touched.
         """
-        uri = os.fspath(uri)
+        target = CheckpointURI.parse(uri)
         removed = False
         for extract in (False, True):
-            key = self._layout.key(public_uri(uri), extract=extract)
+            key = self._layout.key(target.public, extract=extract)
             exists = self._layout.entry_dir(key).exists
             if not await anyio.to_thread.run_sync(exists):
                 continue
@@ -730,7 +732,7 @@ class CheckpointCache:
 
     def path_of(self, uri: str | os.PathLike[str], *, extract: bool = False) -> Path | None:
         """The cached path of ``uri`` without any network access, or None."""
-        key = self._layout.key(os.fspath(uri), extract=extract)
+        key = self._layout.key(CheckpointURI.parse(uri).public, extract=extract)
         record = self._layout.read_entry(key)
         if record is None:
             return None

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .uri import entry_name
+
 __all__ = [
     "DEFAULT_GRACE_SECONDS",
     "LEASE_SECONDS",
@@ -245,15 +247,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def entry_name(uri: str) -> str:
-    """The last path component of a URI (``model.pt`` for ``s3://b/ckpt/model.pt``)."""
-    stripped = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/")
-    name = stripped.rsplit("/", 1)[-1] or "data"
-    if name in {".", ".."} or (":" in name and "/" not in stripped):
-        name = "data"
-    return name
-
-
 class CacheLayout:
     """Paths of the entries under one cache root, and the few file operations on them."""
 
@@ -358,7 +351,7 @@ class CacheLayout:
         for marker in entry.glob(SUPERSEDED_PREFIX + "*"):
             if not (entry / marker.name[len(SUPERSEDED_PREFIX) :]).exists():
                 marker.unlink(missing_ok=True)
-        for partial in self.partials(key):
+        for partial in [*self.partials(key), *entry.glob(".building-*")]:
             if now - lease_time(partial) >= grace:
                 freed += _tree_bytes(partial)
                 shutil.rmtree(partial, ignore_errors=True)
@@ -370,11 +363,16 @@ class CacheLayout:
         return sorted(self.entry_dir(key).glob("partial-*"))
 
     def new_partial(self, key: str, state: dict[str, Any]) -> Path:
-        path = self.entry_dir(key) / f"partial-{uuid.uuid4().hex[:12]}"
-        (path / "files").mkdir(parents=True)
-        (path / "data").mkdir()
-        write_json_atomic(path / STATE_FILE, state)
-        renew_lease(path)
+        token = uuid.uuid4().hex[:12]
+        # Built under a name no other process looks at, then renamed: a partial is never
+        # seen without its state and lease (it would look abandoned).
+        building = self.entry_dir(key) / f".building-{token}"
+        (building / "files").mkdir(parents=True)
+        (building / "data").mkdir()
+        write_json_atomic(building / STATE_FILE, state)
+        renew_lease(building)
+        path = self.entry_dir(key) / f"partial-{token}"
+        os.replace(building, path)
         return path
 
     def adopt_partial(

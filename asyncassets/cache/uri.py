@@ -10,10 +10,15 @@ for the requests and nothing else.
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["is_signature_param", "public_uri", "scrub"]
+from asyncassets.urls import local_path
+
+__all__ = ["CheckpointURI", "entry_name", "is_signature_param", "public_uri", "scrub"]
 
 #: Query parameters that sign a URL (compared case-insensitively).
 _SIGNATURE_PARAMS = frozenset(
@@ -72,6 +77,15 @@ _IN_TEXT = re.compile(
 )
 
 
+def entry_name(uri: str) -> str:
+    """The last path component of a URI (``model.pt`` for ``s3://b/ckpt/model.pt``)."""
+    stripped = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    name = stripped.rsplit("/", 1)[-1] or "data"
+    if name in {".", ".."} or (":" in name and "/" not in stripped):
+        name = "data"
+    return name
+
+
 def is_signature_param(name: str) -> bool:
     """True for a query parameter that belongs to a URL signature."""
     lowered = name.lower()
@@ -102,3 +116,38 @@ def scrub(text: str) -> str:
     """``text`` with the value of every signature parameter replaced by ``…`` (for error
     messages of HTTP libraries, which quote whole URLs)."""
     return _IN_TEXT.sub(lambda m: f"{m.group('name')}=…", text)
+
+
+@dataclass(frozen=True)
+class CheckpointURI:
+    """A checkpoint URI parsed once: what every part of the cache needs to know of it.
+
+    ``raw`` is the URI as given (with its credentials): it is used for requests and
+    nothing else. ``public`` (no user info, no signature) keys the entry and is what is
+    stored, logged and shown. ``local`` is the path of a local file or folder (``None``
+    for a remote URI); ``name`` the entry's file or folder name; ``scheme`` and ``kind``
+    (``local``, ``http`` or ``fsspec``) choose the source.
+    """
+
+    raw: str
+    scheme: str
+    kind: str
+    public: str
+    name: str
+    local: Path | None
+
+    @classmethod
+    def parse(cls, uri: str | os.PathLike[str]) -> CheckpointURI:
+        raw = os.fspath(uri)
+        local = None if "::" in raw else local_path(raw)
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else "file"
+        if local is not None:
+            kind = "local"
+        elif scheme in ("http", "https"):
+            kind = "http"
+        else:
+            kind = "fsspec"
+        return cls(raw, scheme, kind, public_uri(raw), entry_name(raw), local)
+
+    def __str__(self) -> str:
+        return self.public
