@@ -37,17 +37,16 @@ from asyncassets.errors import (
 from asyncassets.transient import is_transient
 
 from .archive import ArchiveError, archive_kind, extract_archive, extracted_name
+from .eviction import Shelf
 from .layout import (
     DEFAULT_GRACE_SECONDS,
     LEASE_SECONDS,
-    STATE_FILE,
     CacheEntry,
     CacheLayout,
     EntryRecord,
     RemoteFile,
     RemoteIdentity,
     default_cache_root,
-    read_json,
     renew_lease,
     write_json_atomic,
 )
@@ -56,7 +55,7 @@ from .progress import open_progress, progress_enabled
 from .ranged import TransferSettings, download_file, first_error
 from .retry import RetryPolicy, call_with_retries
 from .sources import RemoteListing, Source, open_source
-from .uri import CheckpointURI, public_uri, scrub
+from .uri import CheckpointURI, scrub
 
 __all__ = ["CheckpointCache"]
 
@@ -208,6 +207,7 @@ class CheckpointCache:
         )
         self._layout = CacheLayout(self.root)
         self._locks = EntryLocks(self._layout.lock_path, enabled=self.locking)
+        self._shelf = Shelf(self._layout, self._locks)
         self._flights = SingleFlight()
 
     def __repr__(self) -> str:
@@ -609,7 +609,7 @@ class CheckpointCache:
         except BaseExceptionGroup as group:
             raise first_error(group) from None
 
-    # -- listing and eviction ---------------------------------------------------------------
+    # -- listing and eviction: asyncassets/cache/eviction.py ------------------------------
 
     async def list_entries(self) -> list[CacheEntry]:
         """:meth:`entries` for async code: the walk of the cache folder runs in a worker
@@ -620,42 +620,7 @@ class CheckpointCache:
         """Every entry under the root, complete or interrupted, most recently used first.
 
         Blocking (it walks the cache folder): async code awaits :meth:`list_entries`."""
-        found = []
-        for key in self._layout.entry_keys():
-            record = self._layout.read_entry(key)
-            if record is not None:
-                found.append(
-                    CacheEntry(
-                        key=key,
-                        uri=record.uri,
-                        size=record.size,
-                        last_used=self._layout.last_used(key),
-                        complete=True,
-                        path=self._layout.data_path(key, record),
-                    )
-                )
-                continue
-            for partial in self._layout.partials(key):
-                state = read_json(partial / STATE_FILE)
-                if state is None:
-                    continue
-                try:
-                    mtime = (partial / STATE_FILE).stat().st_mtime
-                except OSError:
-                    continue
-                found.append(
-                    CacheEntry(
-                        key=key,
-                        uri=str(state.get("uri", "")),
-                        size=self._layout.partial_bytes(key),
-                        last_used=mtime,
-                        complete=False,
-                        path=None,
-                    )
-                )
-                break
-        found.sort(key=lambda e: e.last_used, reverse=True)
-        return found
+        return self._shelf.entries()
 
     async def prune(
         self,
@@ -676,65 +641,15 @@ class CheckpointCache:
         evicted entries."""
         limit = self.max_bytes if max_bytes is None else max_bytes
         wait = self.grace if grace is None else grace
-        freed = await anyio.to_thread.run_sync(self._reclaim_all, wait)
-        if freed:
-            logger.info("reclaimed %d bytes of superseded versions and abandoned downloads", freed)
-        if limit is None:
-            return []
-        entries = await self.list_entries()
-        total = sum(e.size for e in entries)
-        removed: list[CacheEntry] = []
-        for entry in sorted(entries, key=lambda e: e.last_used):
-            if total <= limit:
-                break
-            if entry.key == keep:
-                continue
-            if not await anyio.to_thread.run_sync(self._evict, entry.key):
-                logger.info("not evicting %s: in use", entry.uri)
-                continue
-            total -= entry.size
-            removed.append(entry)
-            logger.info("evicted %s (%d bytes)", public_uri(entry.uri), entry.size)
-        return removed
-
-    def _evict(self, key: str) -> bool:
-        """Remove the entry unless someone uses it (blocking)."""
-        with self._locks.try_hold(key) as held:
-            if held:
-                self._layout.remove(key)
-            return held
-
-    def _reclaim_all(self, grace: float) -> int:
-        freed = 0
-        for key in self._layout.entry_keys():
-            with self._locks.try_hold(key) as held:
-                if held:
-                    freed += self._layout.reclaim(key, grace)
-        return freed
+        return await self._shelf.prune(limit, grace=wait, keep=keep)
 
     async def remove(self, uri: str | os.PathLike[str]) -> bool:
         """Delete the cached entries of ``uri`` (plain and extracted); True when one existed.
 
         Waits for a download of the same URI to finish first. Local paths are never touched.
         """
-        target = CheckpointURI.parse(uri)
-        removed = False
-        for extract in (False, True):
-            key = self._layout.key(target.public, extract=extract)
-            exists = self._layout.entry_dir(key).exists
-            if not await anyio.to_thread.run_sync(exists):
-                continue
-            async with self._locks.hold(key):
-                if await anyio.to_thread.run_sync(exists):
-                    await anyio.to_thread.run_sync(self._layout.remove, key)
-                    removed = True
-        return removed
+        return await self._shelf.remove(CheckpointURI.parse(uri))
 
     def path_of(self, uri: str | os.PathLike[str], *, extract: bool = False) -> Path | None:
         """The cached path of ``uri`` without any network access, or None."""
-        key = self._layout.key(CheckpointURI.parse(uri).public, extract=extract)
-        record = self._layout.read_entry(key)
-        if record is None:
-            return None
-        path = self._layout.data_path(key, record)
-        return path if path.exists() else None
+        return self._shelf.path_of(CheckpointURI.parse(uri), extract=extract)
