@@ -498,9 +498,14 @@ async def test_loading_hundreds_of_files_never_blocks_the_event_loop(tmp_path: P
         )
     store = AssetStore([FileAssetMetadataProvider(tmp_path)])
     async with loop_gaps() as gaps:
+        started = anyio.current_time()
         await store.load()
+        took = anyio.current_time() - started
     assert len(await store.asset_names()) == 10_000
-    assert max(gaps) < 0.3, f"the loop was blocked for {max(gaps):.3f} s"
+    # A load on the loop's thread blocks it for about the whole load; a busy machine
+    # stretches both the load and the gaps, so the bound follows the load's own time.
+    bound = max(0.3, took / 2)
+    assert max(gaps) < bound, f"the loop was blocked {max(gaps):.3f} s of a {took:.3f} s load"
 
 
 # -- the default store across loops and with bad variables (subprocesses) --------------------
