@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import fsspec
 import pytest
 import sniffio
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
+from fsspec.implementations.memory import MemoryFileSystem
+from fsspec.registry import _registry
 from loop_lag import loop_gaps
 from servers import StaticServer, gcs_storage_options, s3_storage_options
 
@@ -99,6 +104,68 @@ async def test_s3_gcs_http_and_memory_side_by_side(
         for path in paths.values():
             assert path.stat().st_size == len(payload) and path.read_bytes() == payload
     assert http_static_server.stats.bytes_for(f"/both-{run}.bin") == len(payload)
+
+
+async def test_more_streams_than_worker_threads_never_deadlock(
+    tmp_path: Path, http_static_server: StaticServer
+) -> None:
+    """Four fetches of 16 streams each: 64 ranged reads in flight, more than anyio's 40
+    default worker threads. On trio each HTTP stream waits in a worker thread for the disk
+    writes it feeds; on the shared thread pool the streams once took every thread while
+    their writes waited for one, and the fetches hung."""
+    cache = CheckpointCache(tmp_path / "cache", part_size=2**20, concurrency=16)
+    base_url, folder = http_static_server
+    payloads = {f"streams-{uuid.uuid4().hex[:8]}.bin": os.urandom(16 * 2**20) for _ in range(4)}
+    for name, payload in payloads.items():
+        (folder / name).write_bytes(payload)
+    paths: dict[str, Path] = {}
+
+    async def fetch(name: str) -> None:
+        paths[name] = await cache.fetch(f"{base_url}/{name}", progress=False)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for name in payloads:
+                tg.start_soon(fetch, name)
+    for name, payload in payloads.items():
+        assert paths[name].read_bytes() == payload
+
+
+class SlowToOpenFileSystem(MemoryFileSystem):
+    """fsspec's memory filesystem, half a second to open: gcsfs takes that long and more
+    while it looks for credentials (14 s on a host without a GCE metadata server)."""
+
+    protocol = ("slowopen",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        time.sleep(0.5)
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        return str(super()._strip_protocol(path.replace("slowopen://", "memory://", 1)))
+
+
+@pytest.fixture
+def slowopen_protocol() -> Iterator[str]:
+    fsspec.register_implementation("slowopen", SlowToOpenFileSystem, clobber=True)
+    yield "slowopen"
+    _registry.pop("slowopen", None)
+
+
+async def test_a_filesystem_that_is_slow_to_open_does_not_block_the_loop(
+    cache: CheckpointCache, slowopen_protocol: str
+) -> None:
+    """Importing a filesystem's package and opening it (credentials, configuration files,
+    a metadata server) are blocking calls: they happen in a worker thread."""
+    run = uuid.uuid4().hex[:12]
+    payload = os.urandom(2**20)
+    fsspec.filesystem("memory").pipe(f"/slow-{run}/m.bin", payload)
+    async with loop_gaps() as gaps:
+        path = await cache.fetch(f"{slowopen_protocol}://slow-{run}/m.bin", progress=False)
+    assert path.read_bytes() == payload
+    library = sniffio.current_async_library()
+    assert max(gaps) < 0.3, f"the {library} loop was blocked for {max(gaps):.3f} s"
 
 
 @pytest.mark.parametrize("name", ["a#b%20c?.pt", "100%.pt", "sp ace#1.pt"])

@@ -17,11 +17,10 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
-import anyio.to_thread
 
 from asyncassets.errors import TransientError
 
-from .layout import RemoteFile, RemoteIdentity, entry_name
+from .layout import RemoteFile, RemoteIdentity
 from .sources import (
     RemoteListing,
     Source,
@@ -33,6 +32,7 @@ from .sources import (
     identity_of_response,
     range_headers,
 )
+from .uri import entry_name
 
 __all__ = ["ThreadedHTTPSource"]
 
@@ -97,7 +97,7 @@ class ThreadedHTTPSource(Source):
             raise TransientError(f"{self.display}: {exc}") from None
 
     async def describe(self, kind_hint: str | None = None) -> RemoteListing:
-        identity = await anyio.to_thread.run_sync(self._describe_blocking)
+        identity = await self._blocking(self._describe_blocking)
         file = RemoteFile(path=self.uri, relpath=entry_name(self.uri), identity=identity)
         return RemoteListing("file", identity, [file])
 
@@ -120,7 +120,7 @@ class ThreadedHTTPSource(Source):
                 self.display, resp.status, resp.reason, resp.headers, file, start, end
             )
 
-        received = await anyio.to_thread.run_sync(self._stream, file.path, headers, check, write)
+        received = await self._blocking(self._stream, file.path, headers, check, write)
         if received != end - start:
             raise TransientError(
                 f"{self.display}: ranged read ended after {received} of {end - start} bytes"
@@ -132,9 +132,7 @@ class ThreadedHTTPSource(Source):
                 raise http_error(self.display, resp.status, resp.reason)
             check_range_validators(self.display, resp.headers, file.identity)
 
-        received = await anyio.to_thread.run_sync(
-            self._stream, file.path, self._headers, check, write
-        )
+        received = await self._blocking(self._stream, file.path, self._headers, check, write)
         expected = file.identity.size
         if expected is not None and received != expected:
             raise TransientError(f"{self.display}: got {received} of {expected} bytes")

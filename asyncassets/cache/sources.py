@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -44,7 +45,8 @@ from asyncassets.loops import on_asyncio
 from asyncassets.transient import describe, status_of
 from asyncassets.urls import local_path
 
-from .layout import RemoteFile, RemoteIdentity, entry_name
+from .layout import RemoteFile, RemoteIdentity
+from .uri import entry_name
 
 __all__ = [
     "FsspecSource",
@@ -57,6 +59,8 @@ __all__ = [
     "open_source",
     "redact",
 ]
+
+T = TypeVar("T")
 
 WriteChunk = Callable[[bytes], Awaitable[None]]
 """Receives the bytes of a read in order; the caller knows where they go."""
@@ -100,6 +104,15 @@ class Source(ABC):
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self.display = redact(uri)  # for messages and logs: no user info, no query string
+        # Blocking network calls (urllib, fsspec's sync API on trio) wait in worker threads
+        # of their own. On anyio's shared limiter (40 threads) 40 streams took every thread
+        # while the disk writes they feed waited for one: a deadlock. Not bounded here: the
+        # download's own limiter (``TransferSettings.concurrency``) bounds requests in flight.
+        self._network_threads = anyio.CapacityLimiter(math.inf)
+
+    async def _blocking(self, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)``, a blocking network call, in one of this source's worker threads."""
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._network_threads)
 
     @abstractmethod
     async def describe(self, kind_hint: str | None = None) -> RemoteListing:
@@ -317,21 +330,39 @@ class FsspecSource(Source):
 
     def __init__(self, uri: str, protocol: str, storage_options: dict[str, Any] | None) -> None:
         super().__init__(uri)
-        import fsspec
-
-        try:
-            cls = fsspec.get_filesystem_class(protocol)
-        except (ImportError, ValueError) as exc:
-            raise PermanentError(f"cannot open {uri}: {exc}") from exc
         self._protocol = protocol
-        # fsspec's async filesystems run on asyncio only; elsewhere (trio) their blocking
-        # API, driven from fsspec's own IO thread, is called from worker threads.
-        self._async = bool(getattr(cls, "async_impl", False)) and on_asyncio()
-        options = dict(storage_options or {})
-        if self._async:
-            options.update(asynchronous=True)
-        self._fs = cls(skip_instance_cache=True, **options)
-        self._path: str = self._fs._strip_protocol(uri)
+        self._options = dict(storage_options or {})
+        self._fs: Any = None  # opened by the first describe
+        self._async = False
+        self._path = ""
+
+    def _open_filesystem(self, use_async: bool, then_info: bool) -> dict[str, Any] | None:
+        """Open the filesystem (blocking: call it from a worker thread). Importing its
+        package and opening it block: gcsfs looks for credentials, up to a GCE metadata
+        server probe (14 s on a host without one). fsspec's async filesystems run on asyncio
+        only (``use_async``); elsewhere (trio) their blocking API, driven from fsspec's own
+        IO thread, is called from worker threads. When the filesystem blocks and
+        ``then_info``, the ``info`` of the URI is returned from the same thread: a cache hit
+        then costs one thread hop."""
+        if self._fs is None:
+            import fsspec
+
+            try:
+                cls = fsspec.get_filesystem_class(self._protocol)
+            except (ImportError, ValueError) as exc:
+                raise PermanentError(f"cannot open {self.display}: {exc}") from exc
+            is_async = bool(getattr(cls, "async_impl", False)) and use_async
+            options = {**self._options, "asynchronous": True} if is_async else self._options
+            fs = cls(skip_instance_cache=True, **options)
+            self._fs, self._async, self._path = fs, is_async, fs._strip_protocol(self.uri)
+        if then_info and not self._async:
+            info: dict[str, Any] = self._fs.info(self._path)
+            return info
+        return None
+
+    async def _open(self) -> None:
+        if self._fs is None:
+            await self._blocking(self._open_filesystem, on_asyncio(), False)
 
     async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if self._async:
@@ -340,17 +371,18 @@ class FsspecSource(Source):
         def call() -> Any:
             return getattr(self._fs, name)(*args, **kwargs)
 
-        return await anyio.to_thread.run_sync(call)
+        return await self._blocking(call)
 
     async def describe(self, kind_hint: str | None = None) -> RemoteListing:
         try:
+            info = None
+            if self._fs is None:
+                then_info = kind_hint != "dir"
+                info = await self._blocking(self._open_filesystem, on_asyncio(), then_info)
             if kind_hint == "dir":
                 return await self._describe_dir()
-            if kind_hint == "file" and self._async and hasattr(self._fs, "_get_object"):
-                # gcsfs' _info races an object GET against a listing; a known file needs one.
-                info = await self._fs._get_object(self._path)
-            else:
-                info = await self._call("info", self._path)
+            if info is None:
+                info = await self._info(kind_hint)
         except FileNotFoundError as exc:
             raise PermanentError(f"not found: {self.uri}", status=404) from exc
         except PermissionError as exc:
@@ -360,6 +392,14 @@ class FsspecSource(Source):
         identity = _identity_of(info)
         file = RemoteFile(path=self._path, relpath=entry_name(self.uri), identity=identity)
         return RemoteListing("file", identity, [file])
+
+    async def _info(self, kind_hint: str | None) -> dict[str, Any]:
+        if kind_hint == "file" and self._async and hasattr(self._fs, "_get_object"):
+            # gcsfs' _info races an object GET against a listing; a known file needs one.
+            info: dict[str, Any] = await self._fs._get_object(self._path)
+            return info
+        info = await self._call("info", self._path)
+        return info
 
     async def _describe_dir(self) -> RemoteListing:
         try:
@@ -397,6 +437,7 @@ class FsspecSource(Source):
         return {}
 
     async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
+        await self._open()
         if self._protocol in _S3_PROTOCOLS and hasattr(self._fs, "_call_s3"):
             data = await self._on_fs_loop(self._s3_range, file, start, end)
         elif self._protocol in _GCS_PROTOCOLS and hasattr(self._fs, "url"):
@@ -415,6 +456,7 @@ class FsspecSource(Source):
 
     async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
         # Only reached when ranges are not honoured; read in one request.
+        await self._open()
         data = await self._call("cat_file", file.path, **self._version_kwargs(file))
         await write(data)
 
@@ -431,7 +473,7 @@ class FsspecSource(Source):
             result: bytes = sync(loop, func, *args)
             return result
 
-        return await anyio.to_thread.run_sync(call)
+        return await self._blocking(call)
 
     async def _s3_range(self, file: RemoteFile, start: int, end: int) -> bytes:
         """One ``GetObject`` of ``[start, end)`` pinned to the version described: its
