@@ -41,7 +41,8 @@ async def test_entries_list_uri_size_and_completeness(
 ) -> None:
     for url in three_files:
         await cache.fetch(url)
-    entries = cache.entries()
+    entries = await cache.list_entries()
+    assert entries == cache.entries()
     assert {e.uri for e in entries} == set(three_files)
     assert all(e.complete and e.size == 100_000 for e in entries)
     assert all(e.path is not None and e.path.exists() for e in entries)

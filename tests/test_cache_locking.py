@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from servers import Script, ScriptedServer
 
 from asyncassets.cache import CheckpointCache

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import anyio
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from servers import Script, ScriptedServer
 
 from asyncassets.cache import CheckpointCache

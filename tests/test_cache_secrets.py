@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from servers import StaticServer
 
 from asyncassets.cache import CheckpointCache
