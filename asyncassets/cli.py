@@ -314,7 +314,7 @@ async def cmd_prefetch(store: AssetStore, args: argparse.Namespace) -> int:
 async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
     cache = store.cache
     if args.cache_command == "ls":
-        entries = cache.entries()
+        entries = await cache.list_entries()
         if args.json:
             say(
                 json.dumps(
