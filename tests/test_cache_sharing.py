@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -15,36 +14,16 @@ from pathlib import Path
 import anyio
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
+from fetch_children import start_child
 from servers import Script, ScriptedServer, StaticServer
 
 from asyncassets.cache import CheckpointCache, RetryPolicy
 
 PART = 128 * 1024
-REPO = Path(__file__).resolve().parents[1]
-
-CHILD = """
-import asyncio, sys, time
-from pathlib import Path
-from asyncassets.cache import CheckpointCache
-
-root, url, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-Path(str(go) + "." + sys.argv[4]).touch()          # ready
-while not go.exists():
-    time.sleep(0.01)
-cache = CheckpointCache(root, part_size=int(sys.argv[5]), concurrency=2)
-print(asyncio.run(cache.fetch(url, progress=False)))
-"""
 
 
 def _child(root: Path, url: str, go: Path, name: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), url, str(go), name, str(PART)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    return start_child(root, url, go, name, PART)
 
 
 @pytest.fixture
