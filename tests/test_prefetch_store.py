@@ -6,7 +6,9 @@ import hashlib
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
+import fsspec
 import pytest
 import s3fs
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
@@ -145,3 +147,36 @@ def test_cli_cache_prune_to_zero_removes_every_entry(
     assert main(["--cache-dir", cache_dir, "cache", "prune", "--max-size", "0"]) == 0
     assert f"removed {uri}" in capsys.readouterr().out
     assert CheckpointCache(cache_dir).entries() == []
+
+
+class RecordingCache:
+    """A cache that records what prefetch asks of it (the store's side of the contract)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    async def fetch(self, uri: str, **kwargs: Any) -> Path:
+        self.calls.append((uri, kwargs.get("storage_options")))
+        return Path("/nowhere")
+
+
+async def test_a_card_stores_options_go_only_to_its_own_bucket() -> None:
+    fs = fsspec.filesystem("memory")
+    store_root = f"/store-{uuid.uuid4().hex[:8]}"
+    fs.pipe(
+        f"{store_root}/cards/m.yaml",
+        b"name: same\ncheckpoint: ../ckpt/m.pt\n---\n"
+        b"name: other\ncheckpoint: memory://elsewhere/m.pt\n",
+    )
+    options = {"secret": "store-only"}
+    cache = RecordingCache()
+    store = AssetStore(
+        [FileAssetMetadataProvider(f"memory:/{store_root}/cards", storage_options=options)],
+        cache=cache,
+    )
+    await store.prefetch("same", progress=False)
+    await store.prefetch("other", progress=False)
+    assert cache.calls == [
+        (f"memory://{store_root}/ckpt/m.pt", options),
+        ("memory://elsewhere/m.pt", None),
+    ]
