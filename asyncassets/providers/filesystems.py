@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import fsspec
 from fsspec.asyn import AsyncFileSystem
 
@@ -106,17 +107,24 @@ async def acquire_filesystem(protocol: str, options: Mapping[str, Any]) -> tuple
         fs, users = _pool[key]
         _pool[key] = (fs, users + 1)
         return fs, key
-    cls = fsspec.get_filesystem_class(protocol)
     # botocore edits nested option dicts in place: give the filesystem its own copy.
     options = copy.deepcopy(dict(options))
-    if issubclass(cls, AsyncFileSystem) and key[0] is not None:
-        fs = cls(asynchronous=True, skip_instance_cache=True, **options)
+    on_loop = key[0] is not None
+
+    def make() -> Any:
+        # Importing the filesystem's package and constructing it block: gcsfs looks for
+        # credentials (up to a metadata-server probe), so it happens in a worker thread.
+        cls = fsspec.get_filesystem_class(protocol)
+        if issubclass(cls, AsyncFileSystem) and on_loop:
+            return cls(asynchronous=True, skip_instance_cache=True, **options)
+        return cls(skip_instance_cache=True, **options)
+
+    fs = await anyio.to_thread.run_sync(make)
+    if uses_async_api(fs):
         for opener in ("set_session", "_set_session"):
             if hasattr(fs, opener):
                 await getattr(fs, opener)()
                 break
-    else:
-        fs = cls(skip_instance_cache=True, **options)
     if key in _pool:  # another task won the race while the session opened
         await _close(fs)
         fs, users = _pool[key]
