@@ -32,7 +32,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against the baselines they name; they print tables and never fail."""
     session.install("-e", ".[test]")
-    scripts = session.posargs or ["lookup", "remote_load", "reload", "prefetch"]
+    scripts = session.posargs or ["lookup", "remote_load", "reload", "prefetch", "hostile"]
     for script in scripts:
         session.run("python", f"bench/{script}.py")
 
