@@ -11,6 +11,7 @@ __all__ = [
     "AssetCardNotFoundError",
     "AssetDownloadError",
     "AssetError",
+    "AssetGatedError",
     "AssetMetadataError",
     "AssetMetadataNotFoundError",
     "AssetSourceNotFoundError",
@@ -42,6 +43,20 @@ class AssetCardNotFoundError(AssetCardError, LookupError):
     def __init__(self, message: str, *, name: str, suggestions: tuple[str, ...] = ()):
         super().__init__(message, name=name)
         self.suggestions = suggestions
+
+
+class AssetGatedError(AssetCardError):
+    """The card's checkpoint (or tokenizer) is gated: the card names no file to fetch, only
+    the ``url`` of the page where access is requested (fairseq2's gated models).
+
+    ``name`` is the card, ``field`` the absent field (``checkpoint``, ``tokenizer``) and
+    ``url`` where to request access. Once granted, set the field in a user card
+    (``name@user``) and fetch again.
+    """
+
+    def __init__(self, message: str, *, name: str, field: str, url: str):
+        super().__init__(message, name=name, field=field)
+        self.url = url
 
 
 class AssetMetadataError(AssetError):

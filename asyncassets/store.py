@@ -526,9 +526,27 @@ class AssetStore:
         hashing many GB on every call would defeat the cache). A remote
         URI in the same protocol as the card store that defines the card is fetched with
         that store's storage options (credentials, endpoint).
+
+        A card without ``field`` that has a ``url`` (looked up through the base chain) is
+        gated, as fairseq2's gated models are: :class:`AssetGatedError` says where to
+        request access. Without ``url`` either, it is the usual :class:`AssetCardError`.
         """
+        from asyncassets.errors import AssetGatedError
+
         card = await self.retrieve_card(name)
         target = card.field(field)
+        if not target.exists():
+            url = card.field("url").raw_value if card.has_field("url") else None
+            if isinstance(url, str) and url.strip():
+                raise AssetGatedError(
+                    f"card '{card.name}' is gated: it sets no '{field}', only a url;"
+                    f" request access at {url.strip()}, then add the {field} to the card"
+                    f" (a '{card.name}@user' card in your user store setting"
+                    f" '{field}: <path or URI>')",
+                    name=card.name,
+                    field=field,
+                    url=url.strip(),
+                )
         uri = target.as_uri()
         # The checksum belongs with the checkpoint: read it from the card that sets the
         # field, not from a base that may describe another file.
