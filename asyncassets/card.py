@@ -94,6 +94,21 @@ class AssetCard:
             yield card
             card = card._base
 
+    def config(self, key: str, base: Any = None, *, env: Mapping[str, str] | None = None) -> Any:
+        """fairseq2's config overrides: the ``key`` field of every card in the base chain,
+        root card first, merged onto ``base`` (``None``: an empty mapping; a mapping gives
+        a new dict, a dataclass instance a new instance of its class). ``_del_`` / ``_set_``
+        directives and ``${env:VAR[:default]}`` as in fairseq2 (``env`` defaults to
+        ``os.environ``); see :mod:`asyncassets.config`. A bad override is an
+        :class:`AssetCardError` naming the card that holds it."""
+        import os
+
+        from asyncassets.config import load_config
+
+        overrides = [(card._name, card._metadata.get(key)) for card in self.chain()]
+        overrides.reverse()
+        return load_config(self._name, key, overrides, base, os.environ if env is None else env)
+
     def to_dict(self) -> dict[str, Any]:
         """Every top-level field visible through the base chain, as a new plain dict.
 

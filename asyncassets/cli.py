@@ -192,6 +192,10 @@ async def cmd_list(store: AssetStore, args: argparse.Namespace) -> int:
 
 async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
     card = await store.retrieve_card(args.name)
+    config_key = getattr(args, "config", None)
+    if config_key is not None:
+        say(json.dumps(card.config(config_key), indent=2, default=str))
+        return 0
     chain = [c.name for c in card.chain()]
     if args.json:
         say(
@@ -422,6 +426,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", parents=[common], help="show a resolved card")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true", help="JSON output")
+    p.add_argument(
+        "--config",
+        metavar="KEY",
+        help="print field KEY merged down the base chain (fairseq2's config overrides), as JSON",
+    )
 
     p = sub.add_parser("check", parents=[common], help="report problems (exit 1 if any)")
     p.add_argument("--json", action="store_true", help="JSON output")
