@@ -12,6 +12,7 @@ import pytest
 
 from asyncassets.card import AssetCard
 from asyncassets.cli import main
+from asyncassets.config import merge_overrides, substitute_env
 from asyncassets.errors import AssetCardError
 from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.store import AssetStore
@@ -360,3 +361,32 @@ def test_cli_show_config_of_a_card_without_the_field_prints_empty_object(
     store = corpus_dir / "fairseq2-cards" / "v0.4.6"
     assert main(["--store", str(store), "show", "llama3_8b", "--config", "model_config"]) == 0
     assert json.loads(capsys.readouterr().out) == {}
+
+
+# -- the pure module ---------------------------------------------------------------------------
+
+
+def test_merge_overrides_applies_del_merge_and_set_in_one_mapping() -> None:
+    target = {"a": 1, "b": {"x": 1, "y": {"z": 1}}, "c": True, "d": {"k": 1}}
+    source = {
+        "_del_": ["c"],
+        "_set_": {"a": 2, "d": {"j": 2}},
+        "b": {"_del_": ["x"], "_set_": {"w": 3}, "y": {"q": 2}},
+        "e": {"f": {"g": 1}},
+    }
+    assert merge_overrides(target, source) == {
+        "a": 2,
+        "b": {"y": {"z": 1, "q": 2}, "w": 3},
+        "d": {"j": 2},
+        "e": {"f": {"g": 1}},
+    }
+
+
+def test_merge_overrides_with_a_non_mapping_override_replaces_everything() -> None:
+    assert merge_overrides({"a": 1}, [1, 2]) == [1, 2]
+
+
+def test_substitute_env_replaces_several_variables_in_one_string() -> None:
+    env = {"A": "1", "B": "2"}
+    text = "x ${env:A} y ${env:B} z ${env:C:3} ${env:D}"
+    assert substitute_env(text, env) == "x 1 y 2 z 3 "
