@@ -101,7 +101,9 @@ class ChecksumMismatchError(AssetDownloadError):
 
 def first_error(exc: BaseException) -> BaseException:
     """The first real error inside (nested) exception groups: an :class:`AssetError` when
-    one is there, else the first leaf. What a task group raised, as one error to report."""
+    one is there, else the first leaf that is not a cancellation (cancellations are only
+    ``BaseException``: the consequence of another error), else the first leaf. What a task
+    group raised, as one error to report."""
     if not isinstance(exc, BaseExceptionGroup):
         return exc
     leaves: list[BaseException] = []
@@ -112,9 +114,10 @@ def first_error(exc: BaseException) -> BaseException:
             pending[:0] = current.exceptions
         else:
             leaves.append(current)
-    for leaf in leaves:
-        if isinstance(leaf, AssetError):
-            return leaf
+    for wanted in (AssetError, Exception):
+        for leaf in leaves:
+            if isinstance(leaf, wanted):
+                return leaf
     return leaves[0] if leaves else exc
 
 

@@ -8,7 +8,7 @@ the whole file (a file in the middle of an edit must not half-apply).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
@@ -197,74 +197,70 @@ def _too_many(line: int | None) -> LimitError:
     )
 
 
-def measure_value(value: Any) -> int:
-    """Expanded size of constructed data (every alias counted once per use), checking
-    depth and cycles: raises :class:`LimitError` past a limit. Iterative: any depth of
-    nesting in ``value`` is measured without recursion."""
+def _measure(
+    root: Any, children: Callable[[Any], list[Any] | None], line: Callable[[Any], int | None]
+) -> int:
+    """Expanded size of a graph (every shared child counted once per use), checking depth
+    and cycles: raises :class:`LimitError` past a limit. Iterative, so any nesting is
+    measured without recursion. ``children`` is None for a leaf."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
-    # (item, depth, expanded?): the second visit of a container sums its children.
-    stack: list[tuple[Any, int, bool]] = [(value, 0, False)]
+    # (item, its children, depth, expanded?): the second visit sums the children.
+    first = children(root)
+    if first is None:
+        return 1
+    stack: list[tuple[Any, list[Any], int, bool]] = [(root, first, 0, False)]
     while stack:
-        item, depth, expanded = stack.pop()
-        if not isinstance(item, dict | list | tuple | set | frozenset):
-            continue
+        item, inner, depth, expanded = stack.pop()
         key = id(item)
-        children = list(item.values()) if isinstance(item, dict) else list(item)
         if expanded:
             active.discard(key)
-            extra = len(item) if isinstance(item, dict) else 0
-            size = 1 + extra + sum(sizes.get(id(c), 1) for c in children)
+            size = 1 + sum(sizes.get(id(c), 1) for c in inner)
             if size > MAX_VALUES:
-                raise _too_many(None)
+                raise _too_many(line(item))
             sizes[key] = size
             continue
         if key in sizes:
             continue
         if key in active:
-            raise LimitError(_RECURSIVE)
+            raise LimitError(_RECURSIVE, line(item))
         if depth >= MAX_DEPTH:
-            raise LimitError(_TOO_DEEP)
+            raise LimitError(_TOO_DEEP, line(item))
         active.add(key)
-        stack.append((item, depth, True))
-        stack.extend((child, depth + 1, False) for child in children)
-    return sizes.get(id(value), 1)
+        stack.append((item, inner, depth, True))
+        for child in inner:
+            grandchildren = children(child)
+            if grandchildren is not None:
+                stack.append((child, grandchildren, depth + 1, False))
+    return sizes[id(root)]
+
+
+def _value_children(item: Any) -> list[Any] | None:
+    if isinstance(item, dict):
+        return [*item.keys(), *item.values()]
+    if isinstance(item, list | tuple | set | frozenset):
+        return list(item)
+    return None
+
+
+def _node_children(node: yaml.Node) -> list[yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return None
+
+
+def measure_value(value: Any) -> int:
+    """Expanded size of constructed data (every alias counted once per use), checking
+    depth and cycles: raises :class:`LimitError` past a limit."""
+    return _measure(value, _value_children, lambda _: None)
 
 
 def _check_nodes(root: yaml.Node) -> None:
     """Depth, cycles and expanded size of a node graph, without building values (before
     handing it to PyYAML's recursive constructor)."""
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-    stack: list[tuple[yaml.Node, int, bool]] = [(root, 0, False)]
-    while stack:
-        node, depth, expanded = stack.pop()
-        if isinstance(node, yaml.ScalarNode):
-            continue
-        key = id(node)
-        children: list[yaml.Node] = (
-            [n for pair in node.value for n in pair]
-            if isinstance(node, yaml.MappingNode)
-            else list(node.value)
-        )
-        if expanded:
-            active.discard(key)
-            size = 1 + sum(sizes.get(id(c), 1) for c in children)
-            if size > MAX_VALUES:
-                raise _too_many(_line(node))
-            sizes[key] = size
-            continue
-        if key in sizes:
-            continue
-        if key in active:
-            raise LimitError(
-                "has a recursive YAML alias (an alias inside the node it names)", _line(node)
-            )
-        if depth >= MAX_DEPTH:
-            raise LimitError(_TOO_DEEP, _line(node))
-        active.add(key)
-        stack.append((node, depth, True))
-        stack.extend((child, depth + 1, False) for child in children)
+    _measure(root, _node_children, _line)
 
 
 def _scan_values(data: bytes | str) -> None:

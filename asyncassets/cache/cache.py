@@ -33,6 +33,7 @@ from asyncassets.errors import (
     ChecksumMismatchError,
     PermanentError,
     RemoteChangedError,
+    first_error,
 )
 from asyncassets.transient import is_transient
 
@@ -52,7 +53,7 @@ from .layout import (
 )
 from .locking import EntryLocks, SingleFlight
 from .progress import open_progress, progress_enabled
-from .ranged import TransferSettings, download_file, first_error
+from .ranged import TransferSettings, download_file
 from .retry import RetryPolicy, call_with_retries
 from .sources import RemoteListing, Source, open_source
 from .uri import CheckpointURI, scrub

@@ -406,15 +406,7 @@ class CacheLayout:
         return adopted
 
     def partial_bytes(self, key: str) -> int:
-        total = 0
-        for partial in self.partials(key):
-            for sub in partial.rglob("*"):
-                try:
-                    if sub.is_file():
-                        total += sub.stat().st_blocks * 512
-                except OSError:
-                    continue
-        return total
+        return sum(_tree_bytes(partial) for partial in self.partials(key))
 
     def remove(self, key: str) -> None:
         shutil.rmtree(self.entry_dir(key), ignore_errors=True)

@@ -25,14 +25,14 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from asyncassets.errors import RangeNotHonouredError, TransientError
+from asyncassets.errors import RangeNotHonouredError, TransientError, first_error
 
 from .layout import RemoteFile, read_json, write_json_atomic
 from .progress import ProgressReporter
 from .retry import RetryPolicy, call_with_retries
 from .sources import Source
 
-__all__ = ["JOURNAL_INTERVAL", "TransferSettings", "download_file", "first_error"]
+__all__ = ["JOURNAL_INTERVAL", "TransferSettings", "download_file"]
 
 logger = logging.getLogger("asyncassets.cache.ranged")
 
@@ -51,14 +51,6 @@ class TransferSettings:
     part_size: int | None = None
     concurrency: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-
-def first_error(exc: BaseException) -> BaseException:
-    """The first non-cancellation leaf of a (possibly nested) exception group."""
-    while isinstance(exc, BaseExceptionGroup):
-        leaves = [e for e in exc.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())]
-        exc = (leaves or list(exc.exceptions))[0]
-    return exc
 
 
 class _OffsetWriter:

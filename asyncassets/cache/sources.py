@@ -28,7 +28,6 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,7 +42,6 @@ from asyncassets.errors import (
 )
 from asyncassets.loops import on_asyncio
 from asyncassets.transient import describe, status_of
-from asyncassets.urls import local_path
 
 from .layout import RemoteFile, RemoteIdentity
 from .uri import entry_name
@@ -55,7 +53,6 @@ __all__ = [
     "Source",
     "WriteChunk",
     "check_range_validators",
-    "local_path_of",
     "open_source",
     "redact",
 ]
@@ -627,16 +624,8 @@ def _identity_of(info: dict[str, Any]) -> RemoteIdentity:
     )
 
 
-def local_path_of(uri: str) -> Path | None:
-    """The local path a URI names (plain path or ``file://``, not percent-decoded, as
-    fsspec reads it), else ``None``."""
-    if "::" in uri:
-        return None
-    return local_path(uri)
-
-
 def open_source(uri: str, storage_options: dict[str, Any] | None) -> Source:
-    """The source for a remote URI (``local_path_of(uri)`` must be ``None``)."""
+    """The source for a remote URI (``CheckpointURI.local`` is ``None``)."""
     protocol = uri.split("://", 1)[0].lower()
     if protocol in ("http", "https") and not on_asyncio():
         from .http_threads import ThreadedHTTPSource
