@@ -18,7 +18,7 @@ import posixpath
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +39,7 @@ from asyncassets.transient import is_transient
 
 from .archive import ArchiveError, archive_kind, extract_archive, extracted_name
 from .eviction import Shelf
+from .hub import HUB_SCHEMES, HubTarget, hub_offline, select_files
 from .layout import (
     DEFAULT_GRACE_SECONDS,
     LEASE_SECONDS,
@@ -55,7 +56,7 @@ from .locking import EntryLocks, SingleFlight
 from .progress import open_progress, progress_enabled
 from .ranged import TransferSettings, download_file
 from .retry import RetryPolicy, call_with_retries
-from .sources import RemoteListing, Source, open_source
+from .sources import RemoteListing, Source, folder_identity, open_source
 from .uri import CheckpointURI, scrub
 
 __all__ = ["CheckpointCache"]
@@ -161,6 +162,26 @@ def _move_into_place(part: Path, final: Path) -> None:
     part.with_name(part.name + ".parts.json").unlink(missing_ok=True)
 
 
+def _discard_part(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    part.with_name(part.name + ".parts.json").unlink(missing_ok=True)
+
+
+def _selected(
+    uri: CheckpointURI, listing: RemoteListing, include: tuple[str, ...]
+) -> RemoteListing:
+    """The listing of a folder cut down to the files ``include`` chooses."""
+    files = select_files(listing.files, include)
+    if not files:
+        shown = ", ".join(f.relpath for f in listing.files[:12])
+        more = f" and {len(listing.files) - 12} more" if len(listing.files) > 12 else ""
+        raise PermanentError(
+            f"no file of {uri.public} matches {', '.join(include)} (it holds {shown}{more})",
+            status=404,
+        )
+    return RemoteListing("dir", folder_identity(files), files, revision=listing.revision)
+
+
 def _replace_tree(source: Path, target: Path) -> None:
     shutil.rmtree(target)
     os.replace(source, target)
@@ -241,6 +262,7 @@ class CheckpointCache:
         progress: bool = True,
         storage_options: dict[str, Any] | None = None,
         extract: bool = False,
+        include: Sequence[str] | None = None,
     ) -> Path:
         """Return a local path holding the bytes of ``uri`` (a file or a folder).
 
@@ -253,7 +275,15 @@ class CheckpointCache:
           ``ChecksumMismatchError`` and keeps nothing.
         - ``extract=True`` unpacks a ``.tar``/``.tar.gz``/``.zip`` and returns its folder.
         - ``storage_options`` go to fsspec (``s3://``, ``gs://``...) or, for ``http(s)://``,
-          may hold ``headers`` and ``client_kwargs`` for aiohttp.
+          may hold ``headers`` and ``client_kwargs`` for aiohttp; for a Hub URI,
+          ``endpoint`` and ``token``.
+        - ``include`` (glob patterns, matched against each file's path inside the folder
+          and its name) chooses the files of a folder: ``include=["*.safetensors"]``. The
+          entry holds only those; other patterns make another entry.
+        - Hugging Face Hub repos: ``hg://ORG/REPO`` and
+          ``hf://[models/|datasets/]ORG/REPO[@REVISION][/PATH]`` (a repo or a folder of one
+          is a folder; ``$HF_HUB_OFFLINE=1`` works like ``local_only``), see
+          :mod:`asyncassets.cache.hub`.
 
         Raises ``AssetDownloadError`` naming the URI when the object cannot be fetched.
         """
@@ -262,14 +292,27 @@ class CheckpointCache:
             expected = _normalize_sha256(sha256)
         except ValueError as exc:
             raise AssetDownloadError(f"{exc} (for {target.public})", uri=target.public) from None
+        hub = target.scheme in HUB_SCHEMES
+        if hub:
+            try:
+                HubTarget.parse(target.raw)
+            except ValueError as exc:
+                raise AssetDownloadError(str(exc), uri=target.public) from None
+        patterns = tuple(include) if include is not None else None
+        if patterns is not None and (not patterns or not all(isinstance(p, str) for p in patterns)):
+            raise AssetDownloadError(
+                f"include= must be a non-empty list of glob patterns, not {include!r} "
+                f"(for {target.public})",
+                uri=target.public,
+            )
         local = target.local
         if local is not None:
             if not await anyio.to_thread.run_sync(local.exists):
                 raise AssetDownloadError(f"{target.raw} does not exist", uri=target.raw)
             if not extract:
                 return local
-        offline = local_only or _env_flag("ASYNCASSETS_OFFLINE")
-        key = self._layout.key(target.public, extract=extract)
+        offline = local_only or _env_flag("ASYNCASSETS_OFFLINE") or (hub and hub_offline())
+        key = self._layout.key(target.public, extract=extract, include=patterns)
 
         async def run() -> Path:
             try:
@@ -283,13 +326,14 @@ class CheckpointCache:
                     storage_options=storage_options,
                     extract=extract,
                     local=local,
+                    include=patterns,
                 )
             except AssetError:
                 raise
             except Exception as exc:  # the cache's own disk (offline reads, publishing)
                 raise self._download_error(target, exc) from exc
 
-        path = await self._flights.run((key, expected, force, offline, extract), run)
+        path = await self._flights.run((key, expected, force, offline, extract, patterns), run)
         if self.max_bytes is not None:
             await self.prune(self.max_bytes, keep=key)
         return path
@@ -306,6 +350,7 @@ class CheckpointCache:
         storage_options: dict[str, Any] | None,
         extract: bool,
         local: Path | None,
+        include: tuple[str, ...] | None,
     ) -> Path:
         if offline:
             return await self._fetch_offline(uri, key, expected)
@@ -317,7 +362,7 @@ class CheckpointCache:
             for restart in range(_RESTARTS_ON_CHANGE + 1):
                 try:
                     return await self._fetch_online(
-                        uri, key, source, local, expected, force, progress, extract
+                        uri, key, source, local, expected, force, progress, extract, include
                     )
                 except RemoteChangedError as exc:
                     if restart == _RESTARTS_ON_CHANGE:
@@ -384,7 +429,8 @@ class CheckpointCache:
         if found is None:
             raise AssetDownloadError(
                 f"{uri.public} is not in the cache at {self.root} and offline mode is on "
-                "(local_only=True or ASYNCASSETS_OFFLINE=1); fetch it once while online",
+                "(local_only=True, ASYNCASSETS_OFFLINE=1 or, for the Hub, HF_HUB_OFFLINE=1); "
+                "fetch it once while online",
                 uri=uri.public,
             )
         record, path, touched = found
@@ -450,6 +496,7 @@ class CheckpointCache:
         force: bool,
         progress: bool,
         extract: bool,
+        include: tuple[str, ...] | None = None,
     ) -> Path:
         if source is None:
             assert local is not None
@@ -460,6 +507,8 @@ class CheckpointCache:
         else:
             known = await anyio.to_thread.run_sync(self._layout.read_entry, key)
             listing = await self._describe(source, known.kind if known and not force else None)
+            if include is not None and listing.kind == "dir":
+                listing = _selected(uri, listing, include)
         if not force and (path := await self._hit(uri, key, listing, expected)) is not None:
             logger.debug("cache hit for %s", uri.public)
             return path
@@ -469,7 +518,7 @@ class CheckpointCache:
             if not force and (path := await self._hit(uri, key, listing, expected)) is not None:
                 return path
             return await self._download(
-                uri, key, source, local, listing, expected, progress, extract
+                uri, key, source, local, listing, expected, progress, extract, include
             )
 
     async def _download(
@@ -482,6 +531,7 @@ class CheckpointCache:
         expected: str | None,
         progress: bool,
         extract: bool,
+        include: tuple[str, ...] | None = None,
     ) -> Path:
         if expected is not None and listing.kind != "file":
             raise AssetDownloadError(
@@ -502,6 +552,7 @@ class CheckpointCache:
             "identity": listing.identity.to_json(),
             "part_size": part_size,
             "extract": extract,
+            "include": list(include) if include is not None else None,
             "created": time.time(),
         }
         partial = await anyio.to_thread.run_sync(self._partial_for, key, state)
@@ -513,11 +564,14 @@ class CheckpointCache:
                     description, listing.identity.size, enabled=progress_enabled(progress)
                 ) as bar:
                     async with _lease_kept(partial):
-                        await self._download_files(uri, source, listing, partial, part_size, bar)
+                        digests = await self._download_files(
+                            uri, source, listing, partial, part_size, bar, expected
+                        )
                 downloaded = partial / "data" / name
             else:
                 assert local is not None
                 downloaded = local
+                digests = {}
             sha = None
             if listing.kind == "file":
                 actual_size = (await anyio.to_thread.run_sync(downloaded.stat)).st_size
@@ -526,14 +580,17 @@ class CheckpointCache:
                         f"{uri}: got {actual_size} bytes, expected {listing.identity.size}"
                     )
                 if expected is not None:
-                    sha = await anyio.to_thread.run_sync(_sha256_of, downloaded)
+                    hashed = digests.get(listing.files[0].relpath)
+                    if hashed is None:  # finished before an interruption: read it once
+                        hashed = await anyio.to_thread.run_sync(_sha256_of, downloaded)
+                    sha = hashed
                     if sha != expected:
                         await _remove_tree(partial)
                         raise ChecksumMismatchError(
                             f"{uri.public} has sha256 {sha}, expected {expected}; nothing was kept",
                             uri=uri.public,
                             expected=expected,
-                            actual=sha,
+                            actual=hashed,
                         )
             if extract:
                 name = extracted_name(name)
@@ -556,6 +613,8 @@ class CheckpointCache:
                 size=size,
                 sha256=sha,
                 extracted=extract,
+                revision=listing.revision,
+                include=list(include) if include is not None else None,
             )
             await anyio.to_thread.run_sync(self._layout.publish, key, partial, record)
         except RemoteChangedError:
@@ -572,7 +631,11 @@ class CheckpointCache:
         partial: Path,
         part_size: int,
         bar: Any,
-    ) -> None:
+        expected: str | None = None,
+    ) -> dict[str, str]:
+        """Download every file of ``listing`` into the partial entry; return the sha256 of
+        those that were hashed as they downloaded (files the source publishes a sha256 of,
+        and a single file with an ``expected`` one)."""
         name = uri.name
         settings = dataclasses.replace(
             self.settings, concurrency=self.settings.concurrency or source.default_concurrency
@@ -580,6 +643,7 @@ class CheckpointCache:
         assert settings.concurrency is not None
         limiter = anyio.CapacityLimiter(settings.concurrency)
         files_in_flight = anyio.CapacityLimiter(settings.concurrency)
+        digests: dict[str, str] = {}
 
         async def one(file: RemoteFile) -> None:
             if listing.kind == "file":
@@ -591,8 +655,13 @@ class CheckpointCache:
                 return
             token = hashlib.sha256(file.relpath.encode()).hexdigest()[:16]
             part = partial / "files" / f"{token}.part"
+            if await source.local_copy(file, part):
+                bar.advance(file.identity.size or 0)
+                await anyio.to_thread.run_sync(_move_into_place, part, final)
+                return
+            digest = file.sha256 is not None or (listing.kind == "file" and expected is not None)
             async with files_in_flight:
-                await download_file(
+                done = await download_file(
                     source,
                     file,
                     part,
@@ -600,7 +669,20 @@ class CheckpointCache:
                     settings=settings,
                     limiter=limiter,
                     progress=bar,
+                    digest=digest,
                 )
+            if done.sha256 is not None:
+                if file.sha256 is not None and done.sha256 != file.sha256:
+                    await anyio.to_thread.run_sync(_discard_part, part)
+                    raise ChecksumMismatchError(
+                        f"{uri.public}: {file.relpath} downloaded with sha256 {done.sha256}, "
+                        f"but its source publishes {file.sha256}; the file was discarded "
+                        "(fetch again to download it anew)",
+                        uri=uri.public,
+                        expected=file.sha256,
+                        actual=done.sha256,
+                    )
+                digests[file.relpath] = done.sha256
             await anyio.to_thread.run_sync(_move_into_place, part, final)
 
         try:
@@ -609,6 +691,7 @@ class CheckpointCache:
                     tg.start_soon(one, file)
         except BaseExceptionGroup as group:
             raise first_error(group) from None
+        return digests
 
     # -- listing and eviction: asyncassets/cache/eviction.py ------------------------------
 

@@ -113,11 +113,18 @@ class RemoteIdentity:
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One remote file to download: ``relpath`` is where it goes inside the entry."""
+    """One remote file to download: ``relpath`` is where it goes inside the entry.
+
+    ``sha256`` is the digest its source publishes (the Hub's LFS files), checked as the file
+    downloads; ``blob`` names its content in its source's own local cache (the Hugging Face
+    cache's blob name), where a copy may already be.
+    """
 
     path: str
     relpath: str
     identity: RemoteIdentity
+    sha256: str | None = None
+    blob: str | None = None
 
 
 @dataclass
@@ -133,6 +140,10 @@ class EntryRecord:
     sha256: str | None = None
     extracted: bool = False
     created: float = field(default_factory=time.time)
+    #: the commit a Hub revision resolved to when the files were downloaded
+    revision: str | None = None
+    #: the glob patterns that chose the files of a folder (``None``: every file)
+    include: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -151,6 +162,8 @@ class EntryRecord:
             sha256=data.get("sha256"),
             extracted=bool(data.get("extracted", False)),
             created=float(data.get("created", 0.0)),
+            revision=data.get("revision"),
+            include=data.get("include"),
         )
 
 
@@ -253,9 +266,14 @@ class CacheLayout:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def key(self, uri: str, *, extract: bool = False) -> str:
-        """A stable folder name for ``uri``: readable prefix + hash."""
+    def key(
+        self, uri: str, *, extract: bool = False, include: tuple[str, ...] | None = None
+    ) -> str:
+        """A stable folder name for ``uri`` (with the patterns that choose files of a
+        folder): readable prefix + hash."""
         material = uri + ("\0extract" if extract else "")
+        if include is not None:
+            material += "\0include\0" + "\0".join(include)
         digest = hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]
         prefix = _UNSAFE.sub("_", entry_name(uri))[:40].strip("._") or "entry"
         return f"{prefix}-{digest}"

@@ -15,6 +15,7 @@ the whole object (``200``) is read again in one stream.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -32,7 +33,7 @@ from .progress import ProgressReporter
 from .retry import RetryPolicy, call_with_retries
 from .sources import Source
 
-__all__ = ["JOURNAL_INTERVAL", "TransferSettings", "download_file"]
+__all__ = ["JOURNAL_INTERVAL", "Downloaded", "TransferSettings", "download_file"]
 
 logger = logging.getLogger("asyncassets.cache.ranged")
 
@@ -116,6 +117,74 @@ def _pwritev(fd: int, views: list[memoryview], offset: int) -> int:
     return os.pwrite(fd, views[0], offset)
 
 
+@dataclass(frozen=True)
+class Downloaded:
+    """A downloaded file: its size, and its sha256 when one was asked for."""
+
+    size: int
+    sha256: str | None = None
+
+
+_HASH_CHUNK = 8 * 2**20
+
+
+class _PrefixHasher:
+    """The sha256 of a partial file, computed while it downloads.
+
+    Parts finish out of order, so the hash follows the *frontier*: the end of the prefix
+    of the file that is written without a gap. Each time a write moves it, the bytes up to
+    it are read back while the page cache still holds them (no disk read) and hashed in a
+    worker thread, so when the last part lands only the bytes behind the last frontier
+    remain to hash, not the whole file.
+    """
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._size = size
+        self._sha = hashlib.sha256()
+        self.hashed = 0
+        self._moved = anyio.Event()
+
+    def poke(self) -> None:
+        """The frontier may have moved."""
+        self._moved.set()
+
+    def _hash_to(self, end: int) -> None:
+        while self.hashed < end:
+            chunk = os.pread(self._fd, min(_HASH_CHUNK, end - self.hashed), self.hashed)
+            if not chunk:
+                raise OSError(f"the partial file ended at byte {self.hashed}, before {end}")
+            self._sha.update(chunk)
+            self.hashed += len(chunk)
+
+    async def follow(self, frontier: Callable[[], int]) -> None:
+        """Hash up to ``frontier()`` as it grows, until the whole file is hashed."""
+        while self.hashed < self._size:
+            self._moved = anyio.Event()
+            end = min(self._size, frontier())
+            if end > self.hashed:
+                await anyio.to_thread.run_sync(self._hash_to, end)
+            else:
+                await self._moved.wait()
+
+    def restart(self) -> None:
+        """Forget what was hashed (the file is written again from its start)."""
+        self._sha = hashlib.sha256()
+        self.hashed = 0
+
+    async def finish(self) -> str:
+        await anyio.to_thread.run_sync(self._hash_to, self._size)
+        return self._sha.hexdigest()
+
+
+def _frontier(journal: _Journal, size: int, part_size: int) -> int:
+    """The end of the gap-free prefix the journal knows to be written."""
+    index = 0
+    while index in journal.done:
+        index += 1
+    return min(size, index * part_size + journal.written.get(index, 0))
+
+
 class _Journal:
     """What of one partial file is on disk, saved as JSON beside it: the complete parts,
     and for each part in flight the bytes written from its start (so a killed download
@@ -130,6 +199,8 @@ class _Journal:
         self.written: dict[int, int] = {}
         self._saved_at = time.monotonic()
         self._dirty = False
+        #: called when written bytes move (a hash following the download)
+        self.on_change: Callable[[], None] | None = None
 
     def load(self) -> None:
         data = read_json(self.path)
@@ -149,11 +220,15 @@ class _Journal:
         """Bytes from the start of ``part`` that are written (not yet synced)."""
         self.written[part] = written
         self._dirty = True
+        if self.on_change is not None:
+            self.on_change()
 
     def mark(self, part: int) -> None:
         self.done.add(part)
         self.written.pop(part, None)
         self._dirty = True
+        if self.on_change is not None:
+            self.on_change()
 
     async def save(self, *, force: bool = False) -> None:
         if not self._dirty or (not force and time.monotonic() - self._saved_at < JOURNAL_INTERVAL):
@@ -181,45 +256,77 @@ async def download_file(
     settings: TransferSettings,
     limiter: anyio.CapacityLimiter,
     progress: ProgressReporter,
-) -> int:
-    """Fill ``part_path`` with the bytes of ``file``; return its size.
+    digest: bool = False,
+) -> Downloaded:
+    """Fill ``part_path`` with the bytes of ``file``.
 
     Resumes from ``part_path`` and its journal (``<part_path>.parts.json``) when they exist.
+    ``digest=True`` also computes the file's sha256, as it downloads (see
+    :class:`_PrefixHasher`).
     """
     journal_path = part_path.with_name(part_path.name + ".parts.json")
     size = file.identity.size
     fd = await anyio.to_thread.run_sync(_open_part, part_path, size)
     try:
         if size is None:
-            return await _stream_whole(source, file, fd, settings, limiter, progress)
-        journal = _Journal(journal_path, fd, size, part_size)
-        await anyio.to_thread.run_sync(journal.load)
-        nparts = max(1, -(-size // part_size))
-        missing = [i for i in range(nparts) if i not in journal.done]
-        resumed = size - sum(_part_len(i, size, part_size) for i in missing)
-        resumed += sum(journal.written.get(i, 0) for i in missing)
-        if resumed:
-            logger.info("resuming %s: %d of %d bytes on disk", source.display, resumed, size)
-            progress.advance(resumed)
-        if size == 0 or not missing:
-            return size
-        try:
-            await _fetch_parts(source, file, fd, missing, journal, settings, limiter, progress)
-        except BaseException as exc:
-            error = first_error(exc)
-            with anyio.CancelScope(shield=True):
-                await journal.save(force=True)
-            if isinstance(error, RangeNotHonouredError):
-                logger.warning("%s; reading it in one stream instead", error)
-                await anyio.to_thread.run_sync(lambda: journal_path.unlink(missing_ok=True))
-                return await _stream_whole(source, file, fd, settings, limiter, progress)
-            if error is not exc:
-                raise error from None
-            raise
-        return size
+            written = await _stream_whole(source, file, fd, settings, limiter, progress)
+            hasher = _PrefixHasher(fd, written) if digest else None
+            return Downloaded(written, await hasher.finish() if hasher else None)
+        hasher = _PrefixHasher(fd, size) if digest else None
+        size = await _download_parts(
+            source, file, fd, journal_path, part_size, settings, limiter, progress, hasher
+        )
+        return Downloaded(size, await hasher.finish() if hasher else None)
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(os.close, fd)
+
+
+async def _download_parts(
+    source: Source,
+    file: RemoteFile,
+    fd: int,
+    journal_path: Path,
+    part_size: int,
+    settings: TransferSettings,
+    limiter: anyio.CapacityLimiter,
+    progress: ProgressReporter,
+    hasher: _PrefixHasher | None,
+) -> int:
+    size = file.identity.size
+    assert size is not None
+    journal = _Journal(journal_path, fd, size, part_size)
+    await anyio.to_thread.run_sync(journal.load)
+    nparts = max(1, -(-size // part_size))
+    missing = [i for i in range(nparts) if i not in journal.done]
+    resumed = size - sum(_part_len(i, size, part_size) for i in missing)
+    resumed += sum(journal.written.get(i, 0) for i in missing)
+    if resumed:
+        logger.info("resuming %s: %d of %d bytes on disk", source.display, resumed, size)
+        progress.advance(resumed)
+    if size == 0 or not missing:
+        return size
+    try:
+        async with anyio.create_task_group() as tg:
+            if hasher is not None:
+                journal.on_change = hasher.poke
+                tg.start_soon(hasher.follow, lambda: _frontier(journal, size, part_size))
+            await _fetch_parts(source, file, fd, missing, journal, settings, limiter, progress)
+            tg.cancel_scope.cancel()  # the rest is hashed by ``finish``
+    except BaseException as exc:
+        error = first_error(exc)
+        with anyio.CancelScope(shield=True):
+            await journal.save(force=True)
+        if isinstance(error, RangeNotHonouredError):
+            logger.warning("%s; reading it in one stream instead", error)
+            await anyio.to_thread.run_sync(lambda: journal_path.unlink(missing_ok=True))
+            if hasher is not None:
+                hasher.restart()
+            return await _stream_whole(source, file, fd, settings, limiter, progress)
+        if error is not exc:
+            raise error from None
+        raise
+    return size
 
 
 def _open_part(path: Path, size: int | None) -> int:

@@ -28,6 +28,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,6 +54,7 @@ __all__ = [
     "Source",
     "WriteChunk",
     "check_range_validators",
+    "folder_identity",
     "open_source",
     "redact",
 ]
@@ -84,10 +86,32 @@ _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 class RemoteListing:
     """What a metadata request said: a file or a folder, its version, the files to fetch."""
 
-    def __init__(self, kind: str, identity: RemoteIdentity, files: list[RemoteFile]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        identity: RemoteIdentity,
+        files: list[RemoteFile],
+        *,
+        revision: str | None = None,
+    ) -> None:
         self.kind = kind
         self.identity = identity
         self.files = files
+        #: the commit a revision resolved to (Hub repos), recorded with the entry
+        self.revision = revision
+
+
+def folder_identity(files: list[RemoteFile]) -> RemoteIdentity:
+    """The version of a folder: its total size and a digest of its listing (names, sizes,
+    validators), so that any change to a file it holds is a new version."""
+    summary = [
+        [f.relpath, f.identity.size, f.identity.etag, f.identity.version, f.identity.mtime]
+        + ([f.identity.digest] if f.identity.digest is not None else [])
+        for f in files
+    ]
+    digest = hashlib.sha256(json.dumps(summary).encode()).hexdigest()
+    total = sum(f.identity.size or 0 for f in files)
+    return RemoteIdentity(size=total, digest=digest)
 
 
 class Source(ABC):
@@ -123,6 +147,11 @@ class Source(ABC):
     @abstractmethod
     async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
         """Pass every byte of ``file`` to ``write``, in one stream."""
+
+    async def local_copy(self, file: RemoteFile, target: Path) -> bool:
+        """Put ``file`` at ``target`` from a local copy the source knows of (the Hugging
+        Face cache), checked; True when it did, False to download it."""
+        return False
 
     async def aclose(self) -> None:  # noqa: B027 - sources without sessions need nothing
         """Close sessions opened for this source."""
@@ -220,9 +249,19 @@ class HTTPSource(Source):
 
     default_concurrency = 32
 
-    def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        storage_options: dict[str, Any] | None = None,
+        *,
+        remember_redirects: bool = False,
+    ) -> None:
         super().__init__(uri)
         import aiohttp
+
+        self.remember_redirects = remember_redirects
+        #: URL asked -> where its GET was last redirected to (in memory, this fetch only)
+        self._redirects: dict[str, Any] = {}
 
         options = dict(storage_options or {})
         configured = dict(options.pop("headers", {}))
@@ -242,12 +281,33 @@ class HTTPSource(Source):
     @asynccontextmanager
     async def _request(self, method: str, url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
         """The answer to ``method url``, following redirects ourselves: the caller's
-        headers (tokens, cookies) go to the URI's own origin only, never to the host a
-        redirect names (a CDN), and a redirect's signed URL is never kept or shown."""
+        headers (tokens, cookies) go to the origin of ``url`` only, never to the host a
+        redirect names (a CDN), and a redirect's signed URL is never kept beyond this
+        source or shown.
+
+        With ``remember_redirects``, a GET that was redirected goes straight to where it
+        ended the next time (one round trip instead of two per part); an answer there of
+        401, 403, 404 or 410 (an expired signature) forgets it and asks ``url`` again."""
         import yarl
 
-        target = yarl.URL(url, encoded=True)
-        origin = target.origin()
+        start = yarl.URL(url, encoded=True)
+        remembered = self._redirects.get(url) if method == "GET" else None
+        if remembered is not None:
+            async with self._follow(method, start.origin(), remembered, headers, url) as resp:
+                if resp.status not in (401, 403, 404, 410):
+                    yield resp
+                    return
+            self._redirects.pop(url, None)
+        async with self._follow(method, start.origin(), start, headers, url) as resp:
+            yield resp
+
+    @asynccontextmanager
+    async def _follow(
+        self, method: str, origin: Any, target: Any, headers: dict[str, str], url: str
+    ) -> AsyncIterator[Any]:
+        import yarl
+
+        first = target
         for _ in range(MAX_REDIRECTS + 1):
             sent = (
                 headers
@@ -261,6 +321,13 @@ class HTTPSource(Source):
                 if resp.status in _REDIRECTS and location:
                     target = target.join(yarl.URL(location, encoded=True))
                     continue
+                if (
+                    self.remember_redirects
+                    and method == "GET"
+                    and target != first
+                    and resp.status < 400
+                ):
+                    self._redirects[url] = target
                 yield resp
                 return
         raise PermanentError(f"{self.display}: more than {MAX_REDIRECTS} redirects")
@@ -417,13 +484,7 @@ class FsspecSource(Source):
             files.append(RemoteFile(path=name, relpath=relpath, identity=_identity_of(info)))
         if not files:
             raise PermanentError(f"not found (no files under the folder): {self.uri}", status=404)
-        summary = [
-            [f.relpath, f.identity.size, f.identity.etag, f.identity.version, f.identity.mtime]
-            for f in files
-        ]
-        digest = hashlib.sha256(json.dumps(summary).encode()).hexdigest()
-        total = sum(f.identity.size or 0 for f in files)
-        return RemoteListing("dir", RemoteIdentity(size=total, digest=digest), files)
+        return RemoteListing("dir", folder_identity(files), files)
 
     def _version_kwargs(self, file: RemoteFile) -> dict[str, Any]:
         version = file.identity.version
@@ -627,6 +688,10 @@ def _identity_of(info: dict[str, Any]) -> RemoteIdentity:
 def open_source(uri: str, storage_options: dict[str, Any] | None) -> Source:
     """The source for a remote URI (``CheckpointURI.local`` is ``None``)."""
     protocol = uri.split("://", 1)[0].lower()
+    if protocol in ("hg", "hf"):
+        from .hub import HubSource
+
+        return HubSource(uri, storage_options)
     if protocol in ("http", "https") and not on_asyncio():
         from .http_threads import ThreadedHTTPSource
 
