@@ -300,7 +300,11 @@ async def cmd_prefetch(store: AssetStore, args: argparse.Namespace) -> int:
         async with limiter:
             try:
                 path = await store.prefetch(
-                    name, field=args.field, force=args.force, local_only=args.offline
+                    name,
+                    field=args.field,
+                    force=args.force,
+                    local_only=args.offline,
+                    include=args.include,
                 )
             except AssetError as exc:
                 failures.append(f"{name}: {exc}")
@@ -447,6 +451,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--field", default="checkpoint", help="the field holding the URI")
     p.add_argument("--jobs", type=int, default=4, help="cards fetched at once")
     p.add_argument("--force", action="store_true", help="download again even when cached")
+    p.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="files of a folder or Hub repo to fetch (glob, repeatable); default for a Hub "
+        "repo: what fairseq2 loads (checkpoint: *.safetensors*, *.pt; tokenizer: "
+        "tokenizer*.json; a dataset: everything)",
+    )
 
     p = sub.add_parser("cache", parents=[common], help="inspect and trim the local cache")
     cache_sub = p.add_subparsers(dest="cache_command", required=True, metavar="ACTION")

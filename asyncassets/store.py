@@ -18,6 +18,7 @@ from typing import Any, SupportsIndex
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from asyncassets.cache.hub import HUB_SCHEMES, hub_patterns
 from asyncassets.card import AssetCard
 from asyncassets.checks import index_problems
 from asyncassets.envs import EnvResolver, default_env_resolvers, detect_env
@@ -517,9 +518,16 @@ class AssetStore:
         local_only: bool = False,
         progress: bool = True,
         extract: bool = False,
+        include: Sequence[str] | None = None,
     ) -> Path:
         """Bring the file or folder that card ``name``'s ``field`` points to into the local
         cache and return its local path (a local path is returned as it is).
+
+        A Hugging Face Hub repo (``hg://ORG/REPO``, ``hf://...``) is a folder, of which
+        the files fairseq2 would load are fetched: for ``field="checkpoint"`` the weights
+        (``*.safetensors*``, ``*.pt``), for ``field="tokenizer"`` ``tokenizer*.json``, for
+        a dataset card the whole repo. ``include`` (glob patterns) chooses otherwise, for
+        any folder.
 
         The card's ``checksum: sha256:<hex>`` field, when the card that sets ``field`` has
         one, is verified on download (a local checkpoint is returned as it is, unhashed:
@@ -562,6 +570,9 @@ class AssetStore:
             # A local path, unencoded: hand it over as a path so '#', '?' and '%' in file
             # names keep their meaning.
             uri = uri[len("file://") :]
+        if include is None and uri.split("://", 1)[0].lower() in HUB_SCHEMES:
+            dataset = card.has_field("dataset_family") and not card.has_field("model_family")
+            include = hub_patterns(field, dataset=dataset)
         path: Path = await self.cache.fetch(
             uri,
             sha256=sha256,
@@ -570,6 +581,7 @@ class AssetStore:
             progress=progress,
             storage_options=self._storage_options_for(target.source, uri),
             extract=extract,
+            include=include,
         )
         return path
 

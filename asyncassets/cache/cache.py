@@ -734,6 +734,14 @@ class CheckpointCache:
         """
         return await self._shelf.remove(CheckpointURI.parse(uri))
 
-    def path_of(self, uri: str | os.PathLike[str], *, extract: bool = False) -> Path | None:
-        """The cached path of ``uri`` without any network access, or None."""
-        return self._shelf.path_of(CheckpointURI.parse(uri), extract=extract)
+    def path_of(
+        self,
+        uri: str | os.PathLike[str],
+        *,
+        extract: bool = False,
+        include: Sequence[str] | None = None,
+    ) -> Path | None:
+        """The cached path of ``uri`` (fetched with ``include``) without any network
+        access, or None."""
+        patterns = tuple(include) if include is not None else None
+        return self._shelf.path_of(CheckpointURI.parse(uri), extract=extract, include=patterns)

@@ -108,11 +108,12 @@ class Shelf:
         return freed
 
     async def remove(self, target: CheckpointURI) -> bool:
-        """Delete the entries of ``target`` (plain and extracted), waiting for a download
-        of it to finish first; True when one existed."""
+        """Delete the entries of ``target`` (plain, extracted, and every choice of files of
+        a folder), waiting for a download of it to finish first; True when one existed."""
         removed = False
-        for extract in (False, True):
-            key = self._layout.key(target.public, extract=extract)
+        keys = [self._layout.key(target.public, extract=extract) for extract in (False, True)]
+        keys += await anyio.to_thread.run_sync(self._keys_of, target.public)
+        for key in dict.fromkeys(keys):
             exists = self._layout.entry_dir(key).exists
             if not await anyio.to_thread.run_sync(exists):
                 continue
@@ -122,9 +123,24 @@ class Shelf:
                     removed = True
         return removed
 
-    def path_of(self, target: CheckpointURI, *, extract: bool = False) -> Path | None:
+    def _keys_of(self, uri: str) -> list[str]:
+        """Keys of the complete entries recorded for ``uri`` (blocking)."""
+        found = []
+        for key in self._layout.entry_keys():
+            record = self._layout.read_entry(key)
+            if record is not None and record.uri == uri:
+                found.append(key)
+        return found
+
+    def path_of(
+        self,
+        target: CheckpointURI,
+        *,
+        extract: bool = False,
+        include: tuple[str, ...] | None = None,
+    ) -> Path | None:
         """The cached path of ``target`` without any network access, or None (blocking)."""
-        key = self._layout.key(target.public, extract=extract)
+        key = self._layout.key(target.public, extract=extract, include=include)
         record = self._layout.read_entry(key)
         if record is None:
             return None
