@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TextIO
 
 import anyio
+import anyio.to_thread
 
 from asyncassets import (
     AssetCard,
@@ -293,6 +294,8 @@ def format_size(size: float) -> str:
 
 
 async def cmd_prefetch(store: AssetStore, args: argparse.Namespace) -> int:
+    if args.distributed:
+        return await _prefetch_distributed(store, args)
     limiter = anyio.Semaphore(max(1, args.jobs))
     failures: list[str] = []
 
@@ -317,6 +320,32 @@ async def cmd_prefetch(store: AssetStore, args: argparse.Namespace) -> int:
     for failure in failures:
         say(f"asyncassets: error: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+async def _prefetch_distributed(store: AssetStore, args: argparse.Namespace) -> int:
+    """``prefetch --distributed``: every rank of a torchrun / SLURM job runs this; each
+    item is fetched once per cache domain. Paths print on each node's first rank."""
+    try:
+        from asyncassets import distributed
+    except ImportError as exc:
+        say(
+            f"asyncassets: error: --distributed needs torch ({exc}); "
+            "pip install 'asyncassets[distributed]'",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        await anyio.to_thread.run_sync(distributed.init_from_environment)
+        paths = await distributed.prefetch_distributed(
+            store, args.names, field=args.field, include=args.include
+        )
+    except AssetError as exc:
+        say(f"asyncassets: error: {exc}", file=sys.stderr)
+        return 1
+    if distributed.local_rank() == 0:
+        for name, path in zip(args.names, paths, strict=True):
+            say(f"{name}\t{path}", flush=True)
+    return 0
 
 
 async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
@@ -451,6 +480,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--field", default="checkpoint", help="the field holding the URI")
     p.add_argument("--jobs", type=int, default=4, help="cards fetched at once")
     p.add_argument("--force", action="store_true", help="download again even when cached")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="under torchrun or SLURM: fetch each item once per cache domain (the ranks "
+        "that share a cache folder), not once per rank",
+    )
     p.add_argument(
         "--include",
         action="append",
