@@ -7,10 +7,15 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.default_venv_backend = "venv"
 
+#: torch for the `distributed` extra (in `test`): pinned to the CPU build this workplace keeps
+#: on disk, installed before the extras so that pip takes no multi-GB CUDA build.
+TORCH = "torch==2.13.0"
+
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (starts moto_server and gcp-storage-emulator itself)."""
+    session.install(TORCH)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
@@ -24,15 +29,24 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[s3,gcs,http]", "mypy", "types-pyyaml")
+    session.install("-e", ".[s3,gcs,http,hf,serve]", "mypy", "types-pyyaml")
     session.run("mypy", "--strict", "asyncassets")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks against the baselines they name; they print tables and never fail."""
+    session.install(TORCH)
     session.install("-e", ".[test]")
-    scripts = session.posargs or ["lookup", "remote_load", "reload", "prefetch", "hostile"]
+    scripts = session.posargs or [
+        "lookup",
+        "remote_load",
+        "reload",
+        "prefetch",
+        "hostile",
+        "distributed",
+        "hub",
+    ]
     for script in scripts:
         session.run("python", f"bench/{script}.py")
 

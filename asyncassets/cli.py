@@ -23,7 +23,6 @@ import anyio
 import anyio.to_thread
 
 from asyncassets import (
-    AssetCard,
     AssetCardError,
     AssetCardNotFoundError,
     AssetError,
@@ -31,6 +30,8 @@ from asyncassets import (
     FileAssetMetadataProvider,
     create_default_store,
 )
+from asyncassets.kinds import card_family, card_kind
+from asyncassets.loops import on_asyncio
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OUTPUT_CLOSED", "main", "report_error"]
 
@@ -90,22 +91,6 @@ def silence(stream: TextIO) -> None:
         os.dup2(devnull, fd)
     finally:
         os.close(devnull)
-
-
-def card_kind(card: AssetCard) -> str:
-    """model / dataset / tokenizer / other, from the fields fairseq2 cards carry."""
-    if card.has_field("model_family") or card.has_field("model_arch"):
-        return "model"
-    if card.has_field("dataset_family") or card.has_field("data"):
-        return "dataset"
-    if card.has_field("tokenizer_family") or card.has_field("tokenizer"):
-        return "tokenizer"
-    return "other"
-
-
-def _family(card: AssetCard, kind: str) -> str:
-    field = card.field(f"{kind}_family")
-    return str(field.value) if field.exists() else ""
 
 
 def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
@@ -172,7 +157,7 @@ async def cmd_list(store: AssetStore, args: argparse.Namespace) -> int:
             {
                 "name": plain,
                 "kind": kind,
-                "family": _family(card, kind) if kind != "other" else "",
+                "family": card_family(card, kind) if kind != "other" else "",
                 "envs": sorted(envs_of[plain]),
                 "source": card.source,
             }
@@ -348,6 +333,36 @@ async def _prefetch_distributed(store: AssetStore, args: argparse.Namespace) -> 
     return 0
 
 
+async def cmd_serve(store: AssetStore, args: argparse.Namespace) -> int:
+    """Run the ASGI app with uvicorn until SIGINT or SIGTERM."""
+    try:
+        import uvicorn
+
+        from asyncassets.asgi import create_app
+    except ImportError as exc:
+        raise UsageError(
+            f"serve needs the extra 'serve' ({exc}): pip install 'asyncassets[serve]'"
+        ) from None
+    if not on_asyncio():
+        raise UsageError("serve runs on asyncio (uvicorn)")
+    app = create_app(store, prefetch=args.prefetch, watch=not args.no_watch, field=args.field)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="debug" if args.verbose else "info",
+        timeout_graceful_shutdown=5,
+    )
+    say(
+        f"serving {len(store.providers_by_precedence())} store(s) on http://{args.host}:"
+        f"{args.port}/ (Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
+    await uvicorn.Server(config).serve()
+    return 0
+
+
 async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
     cache = store.cache
     if args.cache_command == "ls":
@@ -409,6 +424,7 @@ COMMANDS: dict[str, Command] = {
     "prefetch": cmd_prefetch,
     "cache": cmd_cache,
     "demo": cmd_demo,
+    "serve": cmd_serve,
 }
 
 
@@ -514,6 +530,23 @@ def make_parser() -> argparse.ArgumentParser:
     q.add_argument("uri", metavar="URI")
 
     sub.add_parser("demo", parents=[common], help="a short tour on a temporary store")
+
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the store over HTTP: cards, problems, events, metrics, a live page",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument(
+        "--prefetch",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a card to prefetch before /readyz says ready (repeatable)",
+    )
+    p.add_argument("--field", default="checkpoint", help="the field --prefetch fetches")
+    p.add_argument("--no-watch", action="store_true", help="do not follow edits of the cards")
     return parser
 
 

@@ -18,6 +18,7 @@ from typing import Any, SupportsIndex
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from asyncassets.cache.cache import ProgressCallback
 from asyncassets.cache.hub import HUB_SCHEMES, hub_patterns
 from asyncassets.card import AssetCard
 from asyncassets.checks import index_problems
@@ -516,7 +517,7 @@ class AssetStore:
         field: str = "checkpoint",
         force: bool = False,
         local_only: bool = False,
-        progress: bool = True,
+        progress: bool | ProgressCallback = True,
         extract: bool = False,
         include: Sequence[str] | None = None,
     ) -> Path:

@@ -6,8 +6,15 @@ folder, atomically, once per host, with parallel ranged reads, resumption and ve
 
 from __future__ import annotations
 
-from .cache import CheckpointCache
+from .cache import CacheStats, CheckpointCache, ProgressCallback
 from .layout import CacheEntry, default_cache_root
 from .retry import RetryPolicy
 
-__all__ = ["CacheEntry", "CheckpointCache", "RetryPolicy", "default_cache_root"]
+__all__ = [
+    "CacheEntry",
+    "CacheStats",
+    "CheckpointCache",
+    "ProgressCallback",
+    "RetryPolicy",
+    "default_cache_root",
+]

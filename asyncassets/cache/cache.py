@@ -18,8 +18,9 @@ import posixpath
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -53,13 +54,61 @@ from .layout import (
     write_json_atomic,
 )
 from .locking import EntryLocks, SingleFlight
-from .progress import open_progress, progress_enabled
+from .progress import ProgressReporter, open_progress, progress_enabled
 from .ranged import TransferSettings, download_file
 from .retry import RetryPolicy, call_with_retries
 from .sources import RemoteListing, Source, folder_identity, open_source
 from .uri import CheckpointURI, scrub
 
-__all__ = ["CheckpointCache"]
+__all__ = ["CacheStats", "CheckpointCache", "ProgressCallback"]
+
+#: Called with (bytes done, bytes in all or None) as a download advances.
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass
+class CacheStats:
+    """What a cache did since it was made (for metrics): fetches answered from the cache,
+    fetches that downloaded, and bytes written by downloads (a resumed download counts what
+    it finds on disk)."""
+
+    hits: int = 0
+    misses: int = 0
+    bytes_downloaded: int = 0
+
+
+class _Counting:
+    """A progress reporter that also counts bytes into the stats and tells a callback."""
+
+    def __init__(
+        self,
+        stats: CacheStats,
+        progress: bool | ProgressCallback,
+        total: int | None,
+        bar: ProgressReporter,
+    ) -> None:
+        self._stats = stats
+        self._callback = progress if callable(progress) else None
+        self._total = total
+        self._bar = bar
+        self._done = 0
+
+    def advance(self, nbytes: int) -> None:
+        self._done += nbytes
+        self._stats.bytes_downloaded += nbytes
+        self._bar.advance(nbytes)
+        if self._callback is not None:
+            self._callback(self._done, self._total)
+
+    def __enter__(self) -> _Counting:
+        self._bar.__enter__()
+        if self._callback is not None:
+            self._callback(0, self._total)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._bar.__exit__(*exc)
+
 
 logger = logging.getLogger("asyncassets.cache")
 
@@ -231,6 +280,8 @@ class CheckpointCache:
         self._locks = EntryLocks(self._layout.lock_path, enabled=self.locking)
         self._shelf = Shelf(self._layout, self._locks)
         self._flights = SingleFlight()
+        #: hits, misses and bytes downloaded since the cache was made (for metrics)
+        self.stats = CacheStats()
 
     def __repr__(self) -> str:
         return f"CheckpointCache(root={str(self.root)!r}, max_bytes={self.max_bytes!r})"
@@ -259,7 +310,7 @@ class CheckpointCache:
         sha256: str | None = None,
         force: bool = False,
         local_only: bool = False,
-        progress: bool = True,
+        progress: bool | ProgressCallback = True,
         storage_options: dict[str, Any] | None = None,
         extract: bool = False,
         include: Sequence[str] | None = None,
@@ -267,6 +318,8 @@ class CheckpointCache:
         """Return a local path holding the bytes of ``uri`` (a file or a folder).
 
         - A plain path or ``file://`` URL is returned as it is (it must exist).
+        - ``progress``: a bar on a terminal (``True``), none (``False``), or a callable that
+          receives (bytes done, bytes in all or ``None``) as the download advances.
         - A cached entry is revalidated with one metadata request and returned when the
           remote version (ETag / generation / size) is unchanged; ``force=True`` downloads
           again; ``local_only=True`` or ``$ASYNCASSETS_OFFLINE=1`` never touches the network
@@ -346,7 +399,7 @@ class CheckpointCache:
         expected: str | None,
         force: bool,
         offline: bool,
-        progress: bool,
+        progress: bool | ProgressCallback,
         storage_options: dict[str, Any] | None,
         extract: bool,
         local: Path | None,
@@ -437,6 +490,7 @@ class CheckpointCache:
         if not touched:
             await self._check_recorded_sha256(uri, key, record, path, expected)
             await anyio.to_thread.run_sync(self._layout.touch, key)
+        self.stats.hits += 1
         return path
 
     async def _check_recorded_sha256(
@@ -484,6 +538,7 @@ class CheckpointCache:
         if not touched:
             await self._check_recorded_sha256(uri, key, record, path, expected)
             await anyio.to_thread.run_sync(self._layout.touch, key)
+        self.stats.hits += 1
         return path
 
     async def _fetch_online(
@@ -494,7 +549,7 @@ class CheckpointCache:
         local: Path | None,
         expected: str | None,
         force: bool,
-        progress: bool,
+        progress: bool | ProgressCallback,
         extract: bool,
         include: tuple[str, ...] | None = None,
     ) -> Path:
@@ -529,7 +584,7 @@ class CheckpointCache:
         local: Path | None,
         listing: RemoteListing,
         expected: str | None,
-        progress: bool,
+        progress: bool | ProgressCallback,
         extract: bool,
         include: tuple[str, ...] | None = None,
     ) -> Path:
@@ -543,6 +598,7 @@ class CheckpointCache:
                 f"extract=True needs a .tar, .tar.gz or .zip file; {uri.public} is not one",
                 uri=uri.public,
             )
+        self.stats.misses += 1
         part_size = self.settings.part_size or (
             source.default_part_size if source is not None else 8 * 2**20
         )
@@ -560,8 +616,15 @@ class CheckpointCache:
         try:
             if source is not None:
                 description = name if len(name) <= 30 else name[:29] + "…"
-                with open_progress(
-                    description, listing.identity.size, enabled=progress_enabled(progress)
+                with _Counting(
+                    self.stats,
+                    progress,
+                    listing.identity.size,
+                    open_progress(
+                        description,
+                        listing.identity.size,
+                        enabled=not callable(progress) and progress_enabled(progress),
+                    ),
                 ) as bar:
                     async with _lease_kept(partial):
                         digests = await self._download_files(
