@@ -149,6 +149,9 @@ class HubRequest:
     range: str | None = None
 
 
+_RECORD = web.RequestKey("hub_request", HubRequest)
+
+
 # -- the data: blobs, commits, repos --------------------------------------------------------
 
 
@@ -498,11 +501,11 @@ class HubServer:
         )
         with self._lock:
             self.requests.append(record)
-        request["hub_request"] = record
+        request[_RECORD] = record
         return record
 
     async def _on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
-        record = request.get("hub_request")
+        record = request.get(_RECORD)
         if record is not None:
             record.status = response.status
 
