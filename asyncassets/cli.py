@@ -345,6 +345,7 @@ async def cmd_serve(store: AssetStore, args: argparse.Namespace) -> int:
         ) from None
     if not on_asyncio():
         raise UsageError("serve runs on asyncio (uvicorn)")
+    _Server = _server_class()
     app = create_app(store, prefetch=args.prefetch, watch=not args.no_watch, field=args.field)
     config = uvicorn.Config(
         app,
@@ -359,8 +360,24 @@ async def cmd_serve(store: AssetStore, args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    await uvicorn.Server(config).serve()
+    await _Server(config).serve()
     return 0
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that SIGINT / SIGTERM end it with status 0: a graceful
+        stop is a success, not a death by signal (uvicorn raises the signal again)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    return Server
 
 
 async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
