@@ -333,6 +333,7 @@ class HubServer:
         self._repos: dict[tuple[str, str], _Repo] = {}
         self._lfs: dict[str, bytes] = {}
         self._counter = itertools.count(1)
+        self._started = self._stopped = False
         self._hub = ThreadedApp(self._app(self._handle_hub))
         self._cdn = ThreadedApp(self._app(self._handle_cdn))
 
@@ -353,17 +354,28 @@ class HubServer:
         return self._cdn.url
 
     def start(self) -> HubServer:
+        """Start both servers (once)."""
+        if self._started:
+            raise RuntimeError("HubServer.start() was already called")
+        self._started = True
         self._hub.start()
         try:
             self._cdn.start()
         except BaseException:
             self._hub.stop()
+            self._stopped = True
             raise
         return self
 
     def stop(self) -> None:
-        self._hub.stop()
-        self._cdn.stop()
+        """Stop both servers; a no-op if they never started or already stopped."""
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        try:
+            self._hub.stop()
+        finally:
+            self._cdn.stop()
 
     def __enter__(self) -> HubServer:
         return self.start()

@@ -27,12 +27,14 @@ from hub_server import (
     git_blob_sha,
     hub_server,  # noqa: F401
     lfs_pointer,
+    quiet_huggingface_hub,
 )
-from huggingface_hub import HfApi, HfFileSystem, hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, HfFileSystem, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    LocalEntryNotFoundError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -197,6 +199,29 @@ def test_a_second_snapshot_download_is_one_request_and_a_pinned_one_none(
     assert hub.count() == 0
 
 
+def test_offline_mode_serves_the_cache_and_sends_nothing(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub.add_repo("org/model", MODEL_FILES)
+    hub.add_repo("org/other", {"a.txt": b"a"})
+    kwargs: dict[str, Any] = {"endpoint": hub.url, "cache_dir": tmp_path, "token": False}
+    first = snapshot_download("org/model", **kwargs)
+    hub.reset()
+    # huggingface_hub reads $HF_HUB_OFFLINE once, at import: setting the variable later
+    # changes nothing, the constant has to be patched
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not constants.is_offline_mode()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert snapshot_download("org/model", **kwargs) == first
+    assert (
+        Path(hf_hub_download("org/model", "config.json", **kwargs)).read_bytes()
+        == (MODEL_FILES["config.json"])
+    )
+    with pytest.raises(LocalEntryNotFoundError):
+        snapshot_download("org/other", **kwargs)
+    assert hub.count() == 0
+
+
 # -- hf_hub_download -----------------------------------------------------------------------
 
 
@@ -226,7 +251,11 @@ def test_hf_hub_download_lfs_and_regular_from_a_private_repo(
 
 
 def test_a_dataset_repo(hub: HubServer, tmp_path: Path) -> None:
-    files = {"train/part-0.parquet": _weights(4, 5000), "README.md": b"# data\n"}
+    files = {
+        "train/part-0.parquet": _weights(4, 5000),
+        "README.md": b"# data\n",
+        "notes/a b é%.txt": b"quoted",  # every segment goes out percent-encoded
+    }
     commit = hub.add_repo("org/data", files, repo_type="dataset")
     kwargs: dict[str, Any] = {"endpoint": hub.url, "cache_dir": tmp_path, "token": False}
     path = Path(snapshot_download("org/data", repo_type="dataset", **kwargs))
@@ -234,6 +263,10 @@ def test_a_dataset_repo(hub: HubServer, tmp_path: Path) -> None:
     assert "datasets--org--data" in str(path)
     readme = hf_hub_download("org/data", "README.md", repo_type="dataset", **kwargs)
     assert Path(readme).read_bytes() == b"# data\n"
+    assert hub.count(path_contains="/notes/a%20b%20%C3%A9%25.txt") == 2  # HEAD and GET
+    local = tmp_path / "local"
+    snapshot_download("org/data", repo_type="dataset", local_dir=local, **kwargs)
+    assert {k: v for k, v in _tree(local).items() if not k.startswith(".cache/")} == files
     assert hub.count(path_contains="/api/datasets/org/data/") >= 2
     assert hub.count(path_contains="/datasets/org/data/resolve/") >= 2
     with pytest.raises(RepositoryNotFoundError):
@@ -335,6 +368,9 @@ def test_list_repo_tree_and_paths_info(hub: HubServer, tmp_path: Path) -> None:
     }
     for entry in everything:
         assert (entry.blob_id if hasattr(entry, "blob_id") else entry.tree_id) == git[entry.path]
+    # no xet hash anywhere: with hf_xet installed, snapshot_download would otherwise skip the
+    # HEAD calls and download through xet
+    assert all(getattr(e, "xet_hash", None) is None for e in everything)
     top = {e.path for e in api.list_repo_tree("org/model")}
     assert top == {"config.json", "model.safetensors", "tokenizer", "weights", "data"}
     assert [e.path for e in api.list_repo_tree("org/model", "data")] == ["data/big"]
@@ -378,8 +414,8 @@ def test_refs_and_auth_check(hub: HubServer) -> None:
 # -- HfFileSystem --------------------------------------------------------------------------
 
 
-def test_hf_file_system(hub: HubServer) -> None:
-    hub.add_repo("org/model", MODEL_FILES)
+def test_hf_file_system(hub: HubServer, tmp_path: Path) -> None:
+    commit = hub.add_repo("org/model", MODEL_FILES)
     hub.add_repo("org/model", {"only-in-pr.txt": b"pr"}, revision="refs/pr/1")
     hub.add_repo("org/data", {"train/a.jsonl": b"{}\n", "b.jsonl": b"[]\n"}, repo_type="dataset")
     fs = HfFileSystem(endpoint=hub.url, token=hub.token, skip_instance_cache=True)
@@ -413,9 +449,17 @@ def test_hf_file_system(hub: HubServer) -> None:
         "datasets/org/data/b.jsonl",
         "datasets/org/data/train/a.jsonl",
     ]
+    target = tmp_path / "copy.bin"
+    fs.get_file("hf://org/model/weights/part-1.bin", str(target))
+    assert target.read_bytes() == MODEL_FILES["weights/part-1.bin"]
     # HfFileSystem GETs resolve URLs and lets httpx follow the redirect: the token stays home
     _no_token_reached_the_cdn(hub)
     assert hub.count(host="hub", method="GET", path_contains="/resolve/") >= 2
+    expanded = HfFileSystem(
+        endpoint=hub.url, token=hub.token, expand_info=True, skip_instance_cache=True
+    )
+    assert expanded.info("hf://org/model/config.json")["last_commit"].oid == commit
+    assert expanded.info("hf://org/model")["last_commit"].oid == commit
 
 
 # -- auth ----------------------------------------------------------------------------------
@@ -554,3 +598,23 @@ def test_requests_are_recorded_as_received(hub: HubServer) -> None:
     assert hub.count(path_contains="refs%2Fpr%2F9") == 1 and hub.count(host="cdn") == 0
     hub.reset()
     assert hub.requests == [] and hub.count() == 0 and hub.bytes_served() == 0
+
+
+def test_lifecycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet_huggingface_hub(monkeypatch)  # what the fixture does; without it: huggingface.co
+    server = HubServer()
+    server.stop()  # never started: nothing to do
+    with server as same:
+        assert same is server and server.url != server.cdn_url
+        assert server.token.startswith("hf_test_") and server.token != HubServer().token
+        commit = server.add_repo("org/m", {})
+        assert HfApi(endpoint=server.url, token=False).repo_info("org/m").sha == commit
+        with pytest.raises(RuntimeError):
+            server.start()
+    server.stop()  # already stopped: nothing to do
+    with pytest.raises(ValueError):
+        server.add_repo("org/../m", {"a": b""})
+    with pytest.raises(ValueError):
+        server.add_repo("org/m", {"a/../b": b""})
+    with pytest.raises(KeyError):
+        server.tag("org/m", "v1", "0" * 40)
