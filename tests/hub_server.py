@@ -130,7 +130,7 @@ class RequestHeaders(dict[str, str]):
             raise KeyError(name)
         return dict.__getitem__(self, key)
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         key = self._find(name)
         return default if key is None else dict.__getitem__(self, key)
 

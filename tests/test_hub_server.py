@@ -29,7 +29,14 @@ from hub_server import (
     lfs_pointer,
     quiet_huggingface_hub,
 )
-from huggingface_hub import HfApi, HfFileSystem, constants, hf_hub_download, snapshot_download
+from huggingface_hub import (
+    HfApi,
+    HfFileSystem,
+    ModelInfo,
+    constants,
+    hf_hub_download,
+    snapshot_download,
+)
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -333,6 +340,7 @@ def test_repo_info_files_metadata_is_what_git_and_lfs_say(hub: HubServer, tmp_pa
     commit = hub.add_repo("org/model", MODEL_FILES)
     api = HfApi(endpoint=hub.url, token=False)
     info = api.repo_info("org/model", files_metadata=True)
+    assert isinstance(info, ModelInfo)
     assert info.id == "org/model" and info.sha == commit
     assert info.private is False and info.gated is False and info.last_modified is not None
     git = _git_ids(tmp_path, MODEL_FILES, LFS)
@@ -352,6 +360,7 @@ def test_repo_info_files_metadata_is_what_git_and_lfs_say(hub: HubServer, tmp_pa
     assert hub.count(path_contains="?blobs=true") == 1
     # without files_metadata the Hub sends only the names
     plain = api.repo_info("org/model")
+    assert isinstance(plain, ModelInfo)
     assert {s.rfilename for s in plain.siblings or []} == set(MODEL_FILES)
     assert all(s.size is None and s.lfs is None for s in plain.siblings or [])
 
