@@ -707,6 +707,7 @@ class CheckpointCache:
         limiter = anyio.CapacityLimiter(settings.concurrency)
         files_in_flight = anyio.CapacityLimiter(settings.concurrency)
         digests: dict[str, str] = {}
+        mismatches: list[ChecksumMismatchError] = []
 
         async def one(file: RemoteFile) -> None:
             if listing.kind == "file":
@@ -737,14 +738,18 @@ class CheckpointCache:
             if done.sha256 is not None:
                 if file.sha256 is not None and done.sha256 != file.sha256:
                     await anyio.to_thread.run_sync(_discard_part, part)
-                    raise ChecksumMismatchError(
-                        f"{uri.public}: {file.relpath} downloaded with sha256 {done.sha256}, "
-                        f"but its source publishes {file.sha256}; the file was discarded "
-                        "(fetch again to download it anew)",
-                        uri=uri.public,
-                        expected=file.sha256,
-                        actual=done.sha256,
+                    # Raised once the other files are done: they are good, and kept.
+                    mismatches.append(
+                        ChecksumMismatchError(
+                            f"{uri.public}: {file.relpath} downloaded with sha256 {done.sha256}, "
+                            f"but its source publishes {file.sha256}; the file was discarded "
+                            "(fetch again to download it anew)",
+                            uri=uri.public,
+                            expected=file.sha256,
+                            actual=done.sha256,
+                        )
                     )
+                    return
                 digests[file.relpath] = done.sha256
             await anyio.to_thread.run_sync(_move_into_place, part, final)
 
@@ -754,6 +759,8 @@ class CheckpointCache:
                     tg.start_soon(one, file)
         except BaseExceptionGroup as group:
             raise first_error(group) from None
+        if mismatches:
+            raise mismatches[0]
         return digests
 
     # -- listing and eviction: asyncassets/cache/eviction.py ------------------------------
