@@ -10,7 +10,9 @@ Contenders, each in a fresh process with an empty cache, alternating, ``--repeat
 
 - ``snapshot_download`` with its defaults (8 files at once, one stream each, its own cache),
 - ``asyncassets``: ``CheckpointCache.fetch("hf://ORG/REPO")`` (parallel ranged reads of
-  every file, resumable, sha256 checked as the bytes arrive, durable publish).
+  every file, resumable, sha256 checked as the bytes arrive, durable publish),
+- the ceiling: bench/ideal_client.py on each file's signed CDN URL at once (32 streams in
+  all; no journal, no hash, no publication), what this setup can carry on this machine.
 
 Prints the median wall time and throughput of each and the ratio. Never part of the test
 suite. Usage::
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -45,10 +48,14 @@ def parse_size(text: str) -> int:
 
 
 def serve(args: argparse.Namespace) -> None:
-    """The Hub and its CDN, each behind a delay proxy, until stdin closes."""
+    """The Hub and its CDN, each behind a delay proxy of its own process, until stdin closes.
+
+    Three processes (the server and two proxies), so that no two of them share a GIL."""
     sys.path[:0] = [str(HERE), str(REPO / "tests")]
-    from delay_proxy import ThreadedDelayProxy
+    import hub_server
     from hub_server import HubServer
+
+    hub_server.CHUNK = 2**20  # the test server writes 64 KiB at a time: too slow here
 
     class ProxiedHub(HubServer):
         cdn_public = ""
@@ -64,16 +71,32 @@ def serve(args: argparse.Namespace) -> None:
         files[f"model-{index + 1:05d}-of-{args.files:05d}.safetensors"] = os.urandom(size)
     server.add_repo(REPO_ID, files)
     del files
-    hub_port = int(server.url.rsplit(":", 1)[1])
-    cdn_port = int(server._cdn.url.rsplit(":", 1)[1])
-    options = {"delay": args.delay, "bandwidth": args.bandwidth}
-    with (
-        ThreadedDelayProxy("127.0.0.1", hub_port, **options) as hub_proxy,
-        ThreadedDelayProxy("127.0.0.1", cdn_port, **options) as cdn_proxy,
-    ):
-        server.cdn_public = cdn_proxy.url
-        print(json.dumps({"hub": hub_proxy.url}), flush=True)
-        sys.stdin.read()
+    proxies = []
+    urls = []
+    for target in (server.url, server._cdn.url):
+        proxy = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "delay_proxy.py"),
+                "--target",
+                target.split("//", 1)[1],
+                "--delay-ms",
+                str(args.delay * 1000),
+                "--bandwidth-mb",
+                str(args.bandwidth / 1e6),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proxy.stdout is not None
+        urls.append(proxy.stdout.readline().split()[1])  # "proxy URL -> target"
+        proxies.append(proxy)
+    server.cdn_public = urls[1]
+    print(json.dumps({"hub": urls[0]}), flush=True)
+    sys.stdin.read()
+    for proxy in proxies:
+        proxy.terminate()
+        proxy.wait(10)
     server.stop()
 
 
@@ -96,6 +119,49 @@ start = time.perf_counter()
 anyio.run(main)
 print(time.perf_counter() - start)
 """
+
+
+def cdn_urls(hub: str, files: int) -> list[str]:
+    """The signed CDN URLs the Hub redirects each safetensors file to (through the proxy)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(hub)
+    urls = []
+    for index in range(files):
+        name = f"model-{index + 1:05d}-of-{files:05d}.safetensors"
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection.request("HEAD", f"/{REPO_ID}/resolve/main/{name}")
+        response = connection.getresponse()
+        urls.append(response.getheader("Location"))
+        connection.close()
+    return urls
+
+
+def ceiling(hub: str, files: int, work: Path) -> float:
+    """bench/ideal_client.py on every file at once (32 streams in all, as asyncassets uses):
+    no journal, no hashing, no publication; what this setup can carry at most."""
+    urls = cdn_urls(hub, files)
+    streams = max(1, 32 // files)
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "ideal_client.py"),
+                url,
+                str(work / f"f{i}"),
+                "--streams",
+                str(streams),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for i, url in enumerate(urls)
+    ]
+    for proc in procs:
+        if proc.wait() != 0:
+            raise SystemExit("the ideal client failed")
+    return time.perf_counter() - start
 
 
 def run(code: str, hub: str, work: Path) -> float:
@@ -138,11 +204,19 @@ def main() -> None:
     try:
         assert server.stdout is not None
         hub = json.loads(server.stdout.readline())["hub"]
-        times: dict[str, list[float]] = {"snapshot_download": [], "asyncassets": []}
+        ideal = "ideal client (ceiling)"
+        times: dict[str, list[float]] = {"snapshot_download": [], "asyncassets": [], ideal: []}
         for round_ in range(args.repeat):
-            for name, code in (("snapshot_download", SNAPSHOT), ("asyncassets", ASYNCASSETS)):
+            for name, code in (
+                ("snapshot_download", SNAPSHOT),
+                ("asyncassets", ASYNCASSETS),
+                (ideal, ""),
+            ):
                 with tempfile.TemporaryDirectory(prefix="bench-hub-") as tmp:
-                    seconds = run(code, hub, Path(tmp))
+                    if name == ideal:
+                        seconds = ceiling(hub, args.files, Path(tmp))
+                    else:
+                        seconds = run(code, hub, Path(tmp))
                 times[name].append(seconds)
                 print(
                     f"round {round_ + 1} {name:18} {seconds:6.2f} s "
