@@ -206,6 +206,7 @@ def create_app(
     from starlette.staticfiles import StaticFiles
 
     state = _State(store, {name: _Prefetch() for name in prefetch})
+    bodies = _Bodies()
     metrics = _Metrics(state)
     state.metrics = metrics
 
@@ -329,18 +330,13 @@ def create_app(
             )
         except AssetError as exc:
             return _json({"error": str(exc), "name": name}, 422)  # type: ignore[no-any-return]
-        body = _summary(resolved)
-        body["metadata"] = resolved.to_dict()
-        body["chain"] = [
-            {
-                "name": link.name,
-                "source": link.source,
-                "line": None,
-                "fields": link.metadata,
-            }
-            for link in resolved.chain()
-        ]
-        return _json(body)  # type: ignore[no-any-return]
+        # The store hands out the same card object until a refresh changes it: its JSON is
+        # made once per version (a hot path under load costs a dict lookup).
+        cached = bodies.get(resolved.name, env)
+        if cached is None or cached[0] is not resolved:
+            cached = (resolved, _card_body(resolved))
+            bodies.put(resolved.name, env, cached)
+        return Response(cached[1], media_type="application/json")
 
     async def problems(request: Request) -> Response:
         found = await store.check()
@@ -396,6 +392,34 @@ def create_app(
     )
     app.state.asyncassets = state
     return app
+
+
+class _Bodies:
+    """JSON bodies of resolved cards, by (name, env), each with the card object it was made
+    from; bounded (cleared when full: a store of more cards than this is rebuilt lazily)."""
+
+    LIMIT = 8192
+
+    def __init__(self) -> None:
+        self._bodies: dict[tuple[str, str | None], tuple[AssetCard, bytes]] = {}
+
+    def get(self, name: str, env: str | None) -> tuple[AssetCard, bytes] | None:
+        return self._bodies.get((name, env))
+
+    def put(self, name: str, env: str | None, entry: tuple[AssetCard, bytes]) -> None:
+        if len(self._bodies) >= self.LIMIT:
+            self._bodies.clear()
+        self._bodies[(name, env)] = entry
+
+
+def _card_body(card: AssetCard) -> bytes:
+    body = _summary(card)
+    body["metadata"] = card.to_dict()
+    body["chain"] = [
+        {"name": link.name, "source": link.source, "line": None, "fields": link.metadata}
+        for link in card.chain()
+    ]
+    return json.dumps(body, default=str, ensure_ascii=False).encode()
 
 
 def _counts(state: _State) -> tuple[int, int]:

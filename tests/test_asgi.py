@@ -243,6 +243,8 @@ async def test_events_arrive_after_an_edit(cards: Path, how: str) -> None:
             tg.start_soon(_events, session, url, received, opened)
             await opened.wait()
             await anyio.sleep(0.3)  # the watcher is up (it starts with the app)
+            _, body = await _get(session, f"{url}/cards/small")  # its JSON is now cached
+            assert body["metadata"]["model_arch"] == "small"
             text = CARDS.replace("model_arch: small", "model_arch: smaller")
             target = cards / "models.yaml"
             if how == "atomic replace":
@@ -261,6 +263,8 @@ async def test_events_arrive_after_an_edit(cards: Path, how: str) -> None:
                 return any("small@" in e["modified"] for e in received)
 
             await _eventually(arrived, "no change event")
+            _, body = await _get(session, f"{url}/cards/small")  # not the cached old JSON
+            assert body["metadata"]["model_arch"] == "smaller"
             tg.cancel_scope.cancel()
         event = next(e for e in received if "small@" in e["modified"])
         assert set(event) >= {"added", "modified", "removed", "problems", "source", "time"}
