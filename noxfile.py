@@ -46,6 +46,7 @@ def bench(session: nox.Session) -> None:
         "hostile",
         "distributed",
         "hub",
+        "serve",  # needs wrk (Debian's package)
     ]
     for script in scripts:
         session.run("python", f"bench/{script}.py")
