@@ -395,6 +395,8 @@ async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
                             "last_used": e.last_used,
                             "complete": e.complete,
                             "path": str(e.path) if e.path else None,
+                            "include": e.include,
+                            "revision": e.revision,
                         }
                         for e in entries
                     ],
@@ -407,7 +409,9 @@ async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
         for e in entries:
             used = datetime.fromtimestamp(e.last_used).strftime("%Y-%m-%d %H:%M")
             state = "" if e.complete else "  (partial)"
-            say(f"{e.key}  {format_size(e.size):>10}  {used}  {e.uri}{state}")
+            chosen = f" [{', '.join(e.include)}]" if e.include else ""
+            at = f" @{e.revision[:12]}" if e.revision else ""
+            say(f"{e.key}  {format_size(e.size):>10}  {used}  {e.uri}{at}{chosen}{state}")
         total = sum(e.size for e in entries)
         say(f"{len(entries)} entries, {format_size(total)} in {cache.root}", file=sys.stderr)
         return 0

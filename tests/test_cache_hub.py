@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401
 from hub_server import HubServer, hub_server  # noqa: F401
@@ -439,3 +440,21 @@ def test_cli_prefetch_fetches_every_hub_card_of_the_fairseq2_corpus(
             "tokenizer.json",
             "tokenizer_config.json",
         ]
+
+
+async def test_cache_ls_tells_the_file_choices_and_commits_apart(
+    hub: HubServer, cache: CheckpointCache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asyncassets.cli import main
+
+    commit = hub.add_repo("org/model", REPO_FILES)
+    await cache.fetch("hg://org/model", include=["*.safetensors*"], progress=False)
+    await cache.fetch("hg://org/model", include=["tokenizer*.json"], progress=False)
+    capsys.readouterr()
+    assert (
+        await anyio.to_thread.run_sync(main, ["--cache-dir", str(cache.root), "cache", "ls"]) == 0
+    )
+    lines = sorted(capsys.readouterr().out.splitlines())
+    assert len(lines) == 2
+    assert all(f"hg://org/model @{commit[:12]}" in line for line in lines)
+    assert "[*.safetensors*]" in lines[0] + lines[1] and "[tokenizer*.json]" in lines[0] + lines[1]

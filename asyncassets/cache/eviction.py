@@ -40,6 +40,8 @@ class Shelf:
                         last_used=layout.last_used(key),
                         complete=True,
                         path=layout.data_path(key, record),
+                        include=record.include,
+                        revision=record.revision,
                     )
                 )
                 continue
@@ -59,6 +61,7 @@ class Shelf:
                         last_used=mtime,
                         complete=False,
                         path=None,
+                        include=state.get("include"),
                     )
                 )
                 break

@@ -181,6 +181,10 @@ class CacheEntry:
     last_used: float
     complete: bool
     path: Path | None
+    #: the patterns that chose the files of a folder (``None``: all of them)
+    include: list[str] | None = None
+    #: the commit of a Hub revision the files came from
+    revision: str | None = None
 
 
 def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
