@@ -55,7 +55,7 @@ from asyncassets.kinds import card_family, card_kind
 from asyncassets.store import AssetStore
 from asyncassets.urls import local_path
 
-__all__ = ["PING_SECONDS", "SUBSCRIBER_QUEUE", "create_app"]
+__all__ = ["PING_SECONDS", "SUBSCRIBER_QUEUE", "create_app", "end_event_streams"]
 
 logger = logging.getLogger("asyncassets.asgi")
 
@@ -88,6 +88,7 @@ class _State:
     subscribers: set[MemoryObjectSendStream[ChangeEvent]] = field(default_factory=set)
     metrics: Any = None
     counted: tuple[Any, int, int] | None = None
+    closing: bool = False
 
     @property
     def ready(self) -> bool:
@@ -163,6 +164,19 @@ class _Metrics:
                 yield finished
 
         self.registry.register(Live())
+
+
+def end_event_streams(app: Any) -> None:
+    """End every open ``/events`` stream of ``app`` (a :func:`create_app` app).
+
+    A server waits for its open responses before it stops, and an event stream never ends
+    by itself: call this when the server starts shutting down (``asyncassets serve`` does),
+    and the browsers' ``EventSource`` reconnect to wherever the service comes back."""
+    state: _State = app.state.asyncassets
+    state.closing = True
+    for stream in list(state.subscribers):
+        stream.close()
+    state.subscribers.clear()
 
 
 def _json(data: Any, status: int = 200) -> Any:
@@ -345,7 +359,10 @@ def create_app(
 
     async def events(request: Request) -> Response:
         send, receive = anyio.create_memory_object_stream[ChangeEvent](SUBSCRIBER_QUEUE)
-        state.subscribers.add(send)
+        if state.closing:
+            send.close()  # shutting down: the stream ends at once
+        else:
+            state.subscribers.add(send)
 
         async def stream() -> AsyncIterator[str]:
             try:

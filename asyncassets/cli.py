@@ -345,8 +345,8 @@ async def cmd_serve(store: AssetStore, args: argparse.Namespace) -> int:
         ) from None
     if not on_asyncio():
         raise UsageError("serve runs on asyncio (uvicorn)")
-    _Server = _server_class()
     app = create_app(store, prefetch=args.prefetch, watch=not args.no_watch, field=args.field)
+    _Server = _server_class(app)
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -364,18 +364,25 @@ async def cmd_serve(store: AssetStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _server_class() -> Any:
+def _server_class(app: Any) -> Any:
     import uvicorn
 
+    from asyncassets.asgi import end_event_streams
+
     class Server(uvicorn.Server):
-        """uvicorn's server, except that SIGINT / SIGTERM end it with status 0: a graceful
-        stop is a success, not a death by signal (uvicorn raises the signal again)."""
+        """uvicorn's server, except that SIGINT / SIGTERM end it with status 0 (a graceful
+        stop is a success, not a death by signal: uvicorn raises the signal again), and
+        that open /events streams end as the shutdown starts (else it waits for them)."""
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
             captured = getattr(self, "_captured_signals", None)
             if isinstance(captured, list):
                 captured.clear()
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            end_event_streams(app)
+            await super().shutdown(sockets)
 
     return Server
 

@@ -8,24 +8,21 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
-import uvicorn
+from asgi_server import DEADLINE, serving
 from servers import Script, ScriptedServer, free_port, scripted_http_server  # noqa: F401
 
 from asyncassets import AssetStore, FileAssetMetadataProvider
 from asyncassets.asgi import create_app
 from asyncassets.cache import CheckpointCache
-
-DEADLINE = 30.0
 
 CARDS = """\
 name: base_model
@@ -48,27 +45,6 @@ name: tok
 tokenizer_family: sp
 tokenizer: /data/tok.model
 """
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """``app`` under a real uvicorn in a thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + DEADLINE
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(DEADLINE)
-        assert not thread.is_alive(), "uvicorn did not shut down"
 
 
 def _store(folder: Path, cache: Path | None = None) -> AssetStore:
@@ -397,6 +373,18 @@ async def test_metrics_parse_and_count(
     assert _sample(text, "asyncassets_load_seconds_count") == 1
 
 
+async def test_the_page_and_its_files_are_served_by_the_app(cards: Path) -> None:
+    with serving(create_app(_store(cards), watch=False)) as url:
+        async with client() as session:
+            status, html = await _get(session, f"{url}/")
+            assert status == 200 and "<title>asyncassets</title>" in html
+            assert 'src="web/app.js"' in html and "http" not in html.split("<body>")[0]
+            for name, kind in (("app.js", "javascript"), ("app.css", "css")):
+                async with session.get(f"{url}/web/{name}") as resp:
+                    assert resp.status == 200 and kind in resp.headers["Content-Type"]
+                    assert "https://" not in await resp.text()  # nothing from a CDN
+
+
 # -- embedding and the command line -----------------------------------------------------------
 
 
@@ -464,8 +452,13 @@ def test_serve_stops_cleanly_on_a_signal(cards: Path, tmp_path: Path, sig: int) 
             time.sleep(0.1)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/cards", timeout=5) as r:
             assert json.loads(r.read())["count"] == 4
+        # A browser tab left open: its /events stream must not hold the shutdown.
+        tab = socket.create_connection(("127.0.0.1", port))
+        tab.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert tab.recv(1024).startswith(b"HTTP/1.1 200")
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=DEADLINE)
+        tab.close()
     finally:
         if proc.poll() is None:
             proc.kill()
