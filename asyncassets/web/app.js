@@ -2,7 +2,7 @@
 // Plain script, no build step. Card data is only ever put into the page as text.
 "use strict";
 
-const state = { cards: [], selected: null, flash: new Set() };
+const state = { cards: [], selected: null, flash: new Set(), readyLoop: false };
 const $ = (id) => document.getElementById(id);
 // URLs relative to the page, so that the app works mounted under any prefix.
 const api = (path) => new URL(path, document.baseURI).toString();
@@ -25,6 +25,20 @@ async function getJSON(path) {
   const response = await fetch(api(path), { headers: { Accept: "application/json" } });
   const body = await response.json();
   return { status: response.status, body };
+}
+
+// Only the answer to the latest request of each kind is shown: under a burst of events an
+// older response that arrives late must not overwrite a newer one.
+const latest = {};
+async function getLatest(key, path) {
+  const ticket = (latest[key] = (latest[key] || 0) + 1);
+  const answer = await getJSON(path);
+  return ticket === latest[key] ? answer : null;
+}
+
+// A failed refresh (the server is away) is retried by the next event or reconnection.
+function quietly(promise) {
+  return promise.catch((error) => console.debug("asyncassets:", error));
 }
 
 function shortSource(source) {
@@ -70,13 +84,16 @@ function renderCards() {
 }
 
 async function loadCards() {
-  const { body } = await getJSON("cards");
-  state.cards = body.cards;
+  const answer = await getLatest("cards", "cards");
+  if (!answer) return;
+  state.cards = answer.body.cards;
   renderCards();
 }
 
 async function loadProblems() {
-  const { body } = await getJSON("problems");
+  const answer = await getLatest("problems", "problems");
+  if (!answer) return;
+  const { body } = answer;
   $("problems").replaceChildren(...body.problems.map((p) => el("li", {}, p.text)));
   const count = $("problem-count");
   count.textContent = String(body.count);
@@ -99,15 +116,23 @@ async function showDetail() {
   const name = state.selected;
   const detail = $("detail");
   if (!name) return;
-  const { status, body } = await getJSON(`cards/${encodeURIComponent(name)}`);
-  if (name !== state.selected) return; // another card was chosen meanwhile
+  const answer = await getLatest("detail", `cards/${encodeURIComponent(name)}`);
+  if (!answer || name !== state.selected) return; // another card was chosen meanwhile
+  const { status, body } = answer;
+  detail.dataset.name = name;
   if (status !== 200) {
+    // 404: gone (or never was), with close matches; 422: it does not resolve.
+    detail.dataset.state = status === 404 ? "missing" : "error";
     const hint = body.close_matches && body.close_matches.length
       ? `Close matches: ${body.close_matches.join(", ")}` : null;
-    detail.replaceChildren(el("h2", {}, name), el("p", { class: "muted" }, body.error), hint && el("p", {}, hint));
+    detail.replaceChildren(
+      el("h2", {}, name),
+      el("p", { class: "error" }, body.error),
+      hint && el("p", { class: "muted" }, hint),
+    );
     return;
   }
-  detail.dataset.name = body.name;
+  detail.dataset.state = "resolved";
   detail.replaceChildren(
     el("h2", {}, body.name, " ", el("span", { class: `kind ${body.kind}` }, body.kind)),
     el("div", { class: "source" }, body.source),
@@ -152,36 +177,49 @@ async function refreshReady() {
   return false;
 }
 
+// Polls /readyz once a second until the app is ready (again after every reconnection:
+// a restarted server loads and prefetches anew).
+async function watchReady() {
+  if (state.readyLoop) return;
+  state.readyLoop = true;
+  try {
+    while (!(await refreshReady())) await new Promise((resolve) => setTimeout(resolve, 1000));
+  } finally {
+    state.readyLoop = false;
+  }
+}
+
 function follow() {
   const live = $("live");
+  // EventSource reconnects by itself (the server's "retry:" sets the delay).
   const events = new EventSource(api("events"));
   events.addEventListener("open", () => {
     live.textContent = "live";
     live.className = "badge ok";
     // Anything may have changed while we were away.
-    loadCards();
-    loadProblems();
+    quietly(Promise.all([loadCards(), loadProblems(), state.selected ? showDetail() : null]));
+    watchReady();
   });
   events.addEventListener("error", () => {
     live.textContent = "reconnecting…";
     live.className = "badge off";
   });
-  events.addEventListener("change", async (message) => {
+  events.addEventListener("change", (message) => {
     const event = JSON.parse(message.data);
-    const changed = [...event.added, ...event.modified].map((name) => name.split("@")[0]);
+    const plain = (names) => (names || []).map((name) => name.split("@")[0]);
+    const changed = [...plain(event.added), ...plain(event.modified)];
     changed.forEach((name) => state.flash.add(name));
-    await Promise.all([loadCards(), loadProblems()]);
-    if (state.selected && (changed.includes(state.selected) || event.removed.length)) {
-      await showDetail();
-    }
+    const gone = plain(event.removed);
+    const jobs = [loadCards(), loadProblems()];
+    // A card's resolution depends on its bases: any change may alter the open one.
+    if (state.selected && (changed.length || gone.length)) jobs.push(showDetail());
+    quietly(Promise.all(jobs));
   });
 }
 
 $("filter").addEventListener("input", renderCards);
 $("kind").addEventListener("change", renderCards);
 
-(async () => {
-  await Promise.all([loadCards(), loadProblems()]);
-  follow();
-  while (!(await refreshReady())) await new Promise((resolve) => setTimeout(resolve, 1000));
-})();
+quietly(Promise.all([loadCards(), loadProblems()]));
+follow();
+watchReady();
