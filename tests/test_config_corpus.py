@@ -3,9 +3,10 @@ key its base chain carries, with no base, a mapping base and a dataclass base.
 
 fairseq2 is not a dependency. Its answers come from first principles: the ``fs2_*``
 functions below are an independent reference written from fairseq2 v0.8.1's source (the
-public repository at tag ``v0.8.1``, read once; none of it is copied here). They call nothing
-in ``asyncassets``; only the side under test (``card.config``) and the store that resolves
-the cards do. The rules they encode, and where each comes from:
+public repository at tag ``v0.8.1``, read once; only the ``${env:...}`` regular expression is
+taken as it is). They call nothing in ``asyncassets``; only the side under test
+(``card.config``) and the store that resolves the cards do. The rules they encode, and where
+each comes from:
 
 Cards (``fairseq2/assets/metadata_provider.py``, ``assets/store.py``, ``utils/yaml.py``)
 
@@ -464,6 +465,7 @@ def test_config_matches_fairseq2(
     assert_same(
         lambda: card.config(key, mapping, env=ENV), lambda: fs2_load(chain, key, mapping, ENV)
     )
+    assert mapping == base_mapping(kind()), "the base must not change"
 
     # A dataclass base: an instance of its class, nested dataclasses rebuilt.
     instance = kind()
