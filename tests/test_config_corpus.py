@@ -330,7 +330,7 @@ def base_class(shape: Mapping[str, Any], name: str) -> type[Any]:
         elif isinstance(value, list):
             kinds = {type(item) for item in value}
             element = kinds.pop() if len(kinds) == 1 else object
-            fields.append((key, list[element], dataclasses.field(default_factory=list)))
+            fields.append((key, list[element], dataclasses.field(default_factory=list)))  # type: ignore[valid-type]
         else:
             fields.append((key, object, dataclasses.field(default="base")))
     if "base_only" not in shape:
