@@ -26,6 +26,7 @@ class WatchProcess:
     def __init__(self, root: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ISOLATED_VARIABLES}
         env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT prints every thread's stack
         self.process = subprocess.Popen(
             [sys.executable, "-m", "asyncassets", "--store", str(root), "watch"],
             stdout=subprocess.PIPE,
@@ -58,7 +59,18 @@ class WatchProcess:
 
     def interrupt(self) -> int:
         self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=TIMEOUT)
+        try:
+            return self.process.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # Say where it hangs: faulthandler dumps every thread on SIGABRT.
+            self.process.send_signal(signal.SIGABRT)
+            self.process.wait(timeout=TIMEOUT)
+            dump = []
+            while (line := self.stderr.get(timeout=TIMEOUT)) is not None:
+                dump.append(line)
+            raise AssertionError(
+                f"watch did not exit {TIMEOUT} s after SIGINT; its threads:\n" + "\n".join(dump)
+            ) from None
 
     def stop(self) -> None:
         if self.process.poll() is None:
