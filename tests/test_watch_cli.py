@@ -27,8 +27,15 @@ class WatchProcess:
         env = {k: v for k, v in os.environ.items() if k not in ISOLATED_VARIABLES}
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT prints every thread's stack
+        # Ctrl-C as a terminal sends it: a test runner started in the background (``cmd &``
+        # in a script) ignores SIGINT, and an ignored SIGINT is inherited across exec.
+        restore = (
+            "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+            " sys.argv = ['asyncassets', *sys.argv[1:]];"
+            " runpy.run_module('asyncassets', run_name='__main__', alter_sys=True)"
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "asyncassets", "--store", str(root), "watch"],
+            [sys.executable, "-c", restore, "--store", str(root), "watch"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
