@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,25 +40,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from delay_proxy import ThreadedDelayProxy
+from prefetch import free_port, parse_size
 
 HOST = "127.0.0.1"
 CONTENDERS = ("every rank", "rank 0 + barrier", "asyncassets")
 LAYOUTS = ("shared", "node-local")
 RANKS_PER_NODE = 2
-
-
-def parse_size(text: str) -> int:
-    units = {"K": 2**10, "M": 2**20, "G": 2**30}
-    text = text.strip().upper().rstrip("B").rstrip("I")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 # -- a rank ------------------------------------------------------------------------------------

@@ -38,13 +38,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 REPO_ID = "bench/model"
 
-
-def parse_size(text: str) -> int:
-    units = {"K": 2**10, "M": 2**20, "G": 2**30}
-    text = text.strip().upper().rstrip("B").rstrip("I")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+sys.path.insert(0, str(HERE))
+from prefetch import parse_size  # noqa: E402
 
 
 def serve(args: argparse.Namespace) -> None:

@@ -20,7 +20,6 @@ import argparse
 import json
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,10 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prefetch import free_port  # noqa: E402
+
 CORPUS = REPO.parent / "shared" / "corpus" / "fairseq2-cards" / "main-027bdeb"
 CARD = "qwen3_1.7b"
 
@@ -52,12 +55,6 @@ async def card(request):
 app = Starlette(routes=[Route("/cards/{{name:path}}", card)])
 uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(code: str, port: int) -> subprocess.Popen[bytes]:
