@@ -29,9 +29,10 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """``app`` under a real uvicorn in a thread; yields its base URL."""
-    port = free_port()
+def serving(app: Any, *, port: int | None = None) -> Iterator[str]:
+    """``app`` under a real uvicorn in a thread, on ``port`` (default: a free one); yields
+    its base URL."""
+    port = free_port() if port is None else port
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

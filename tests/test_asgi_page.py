@@ -6,21 +6,17 @@ a failed prefetch on the readiness badge, and the live badge across a server res
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from asgi_server import DEADLINE, serving
+from asgi_server import serving
 from chromium import browser, page  # noqa: F401
 from servers import free_port
 
 from asyncassets import AssetStore, FileAssetMetadataProvider
-from asyncassets.asgi import create_app, end_event_streams
+from asyncassets.asgi import create_app
 from asyncassets.cache import CheckpointCache
 
 WAIT_MS = 20_000
@@ -246,36 +242,9 @@ def test_a_failed_prefetch_shows_on_the_readiness_badge(tmp_path: Path, page: An
         page.close()
 
 
-class _Server(uvicorn.Server):
-    async def shutdown(self, sockets: Any = None) -> None:
-        end_event_streams(self.config.app)  # else the page's /events holds the shutdown
-        await super().shutdown(sockets)
-
-
-@contextmanager
-def _serving_on(app: Any, port: int) -> Iterator[str]:
-    """``app`` under uvicorn on a given port (``serving`` picks its own): the page must find
-    the restarted server where it left the first."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + DEADLINE
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(DEADLINE)
-        assert not thread.is_alive(), "uvicorn did not shut down"
-
-
 def test_the_live_badge_follows_a_server_restart(tmp_path: Path, cards: Path, page: Any) -> None:  # noqa: F811
     port = free_port()
-    with _serving_on(create_app(_store(cards)), port) as url:
+    with serving(create_app(_store(cards)), port=port) as url:
         _open(page, url)
         page.evaluate("window.__same_document = true")
         _wait_text(page, "#ready", "ready")
@@ -286,7 +255,7 @@ def test_the_live_badge_follows_a_server_restart(tmp_path: Path, cards: Path, pa
     other = tmp_path / "other"
     other.mkdir()
     (other / "new.yaml").write_text("name: after_restart\ntokenizer_family: sp\n")
-    with _serving_on(create_app(_store(other)), port):
+    with serving(create_app(_store(other)), port=port):
         _wait_names(page, ["after_restart"])
         _wait_text(page, "#live", "live")
         _wait_text(page, "#ready", "ready")
