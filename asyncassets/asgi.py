@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -54,6 +54,9 @@ from asyncassets.events import ChangeEvent
 from asyncassets.kinds import card_family, card_kind
 from asyncassets.store import AssetStore
 from asyncassets.urls import local_path
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
 
 __all__ = ["PING_SECONDS", "SUBSCRIBER_QUEUE", "create_app", "end_event_streams"]
 
@@ -179,7 +182,7 @@ def end_event_streams(app: Any) -> None:
     state.subscribers.clear()
 
 
-def _json(data: Any, status: int = 200) -> Any:
+def _json(data: Any, status: int = 200) -> Response:
     from starlette.responses import Response
 
     body = json.dumps(data, default=str, ensure_ascii=False)
@@ -289,7 +292,7 @@ def create_app(
                 state.subscribers.clear()
 
     async def healthz(request: Request) -> Response:
-        return _json({"status": "ok"})  # type: ignore[no-any-return]
+        return _json({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
         body = {
@@ -298,14 +301,12 @@ def create_app(
             "error": state.load_error,
             "prefetch": {name: p.to_dict() for name, p in state.prefetch.items()},
         }
-        return _json(body, 200 if state.ready else 503)  # type: ignore[no-any-return]
+        return _json(body, 200 if state.ready else 503)
 
     async def cards(request: Request) -> Response:
         kind = request.query_params.get("kind")
         if kind is not None and kind not in _KINDS:
-            return _json(  # type: ignore[no-any-return]
-                {"error": f"unknown kind {kind!r}; one of {', '.join(_KINDS)}"}, 400
-            )
+            return _json({"error": f"unknown kind {kind!r}; one of {', '.join(_KINDS)}"}, 400)
         env = request.query_params.get("env") or None
         rows = []
         names = sorted({n.partition("@")[0] for n in await store.asset_names()})
@@ -329,7 +330,7 @@ def create_app(
             row = _summary(card)
             if kind is None or row["kind"] == kind:
                 rows.append(row)
-        return _json({"cards": rows, "count": len(rows)})  # type: ignore[no-any-return]
+        return _json({"cards": rows, "count": len(rows)})
 
     async def card(request: Request) -> Response:
         name = request.path_params["name"]
@@ -339,11 +340,9 @@ def create_app(
         except AssetCardNotFoundError as exc:
             plain = sorted({n.partition("@")[0] for n in await store.asset_names()})
             close = difflib.get_close_matches(name, plain, n=5)
-            return _json(  # type: ignore[no-any-return]
-                {"error": str(exc), "name": name, "close_matches": close}, 404
-            )
+            return _json({"error": str(exc), "name": name, "close_matches": close}, 404)
         except AssetError as exc:
-            return _json({"error": str(exc), "name": name}, 422)  # type: ignore[no-any-return]
+            return _json({"error": str(exc), "name": name}, 422)
         # The store hands out the same card object until a refresh changes it: its JSON is
         # made once per version (a hot path under load costs a dict lookup).
         cached = bodies.get(resolved.name, env)
@@ -355,7 +354,7 @@ def create_app(
     async def problems(request: Request) -> Response:
         found = await store.check()
         rows = [{**p.to_dict(), "text": str(p)} for p in found]
-        return _json({"problems": rows, "count": len(rows)})  # type: ignore[no-any-return]
+        return _json({"problems": rows, "count": len(rows)})
 
     async def events(request: Request) -> Response:
         send, receive = anyio.create_memory_object_stream[ChangeEvent](SUBSCRIBER_QUEUE)

@@ -44,7 +44,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -231,7 +231,6 @@ class _State:
 
     done: bool = False
     failure: dict[str, Any] | None = None
-    fetched: list[int] = field(default_factory=list)
 
 
 def _describe_error(exc: BaseException, rank: int, item: str) -> dict[str, Any]:
@@ -330,7 +329,6 @@ async def prefetch_distributed(
                         state.failure = _describe_error(exc, rounds.rank, items[index])
                         changed.set()
                     return
-                state.fetched.append(index)
 
         async with anyio.create_task_group() as tg:
             for index in mine:
@@ -346,8 +344,8 @@ async def prefetch_distributed(
                 with anyio.move_on_after(interval):
                     await changed.wait()
                 changed = anyio.Event() if not (state.done or state.failure) else changed
-                snapshot = _State(state.done, state.failure, list(state.fetched))
-                everyone = await rounds.gather(snapshot.__dict__, "download progress")
+                snapshot = {"done": state.done, "failure": state.failure}
+                everyone = await rounds.gather(snapshot, "download progress")
                 failures = [s["failure"] for s in everyone if s["failure"] is not None]
                 if failures:
                     failed = min(failures, key=lambda f: (f["rank"], f["item"]))

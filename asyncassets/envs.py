@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-__all__ = ["EnvResolver", "default_env_resolvers", "detect_env", "slurm_env"]
+__all__ = ["EnvResolver", "default_env_resolvers", "detect_env", "env_flag", "slurm_env"]
 
 #: Returns an environment name, or None when it does not apply.
 EnvResolver = Callable[[], str | None]
@@ -30,3 +30,8 @@ def detect_env(default_env: str | None, resolvers: Sequence[EnvResolver]) -> str
         if env := resolver():
             return env
     return None
+
+
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to ``1``, ``true``, ``yes`` or ``on``."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")

@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from asyncassets.envs import env_flag
 from asyncassets.errors import (
     AssetDownloadError,
     AssetError,
@@ -133,10 +134,6 @@ _DISK_ADVICE = {
     errno.ENOTDIR: "point --cache-dir or $ASYNCASSETS_CACHE_DIR at a folder",
     errno.EEXIST: "point --cache-dir or $ASYNCASSETS_CACHE_DIR at a folder",
 }
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _normalize_sha256(value: str | None) -> str | None:
@@ -270,7 +267,7 @@ class CheckpointCache:
         self.root = Path(root).expanduser() if root is not None else default_cache_root()
         self.max_bytes = max_bytes
         self.grace = grace
-        self.locking = not _env_flag("ASYNCASSETS_NO_LOCKS") if locking is None else locking
+        self.locking = not env_flag("ASYNCASSETS_NO_LOCKS") if locking is None else locking
         self.settings = TransferSettings(
             part_size=part_size,
             concurrency=max(1, concurrency) if concurrency is not None else None,
@@ -364,7 +361,7 @@ class CheckpointCache:
                 raise AssetDownloadError(f"{target.raw} does not exist", uri=target.raw)
             if not extract:
                 return local
-        offline = local_only or _env_flag("ASYNCASSETS_OFFLINE") or (hub and hub_offline())
+        offline = local_only or env_flag("ASYNCASSETS_OFFLINE") or (hub and hub_offline())
         key = self._layout.key(target.public, extract=extract, include=patterns)
 
         async def run() -> Path:

@@ -34,6 +34,7 @@ from urllib.parse import quote, unquote
 
 import anyio
 
+from asyncassets.envs import env_flag
 from asyncassets.errors import PermanentError, TransientError
 from asyncassets.loops import on_asyncio
 
@@ -63,7 +64,6 @@ TOKENIZER_PATTERNS = ("tokenizer*.json",)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REPO_TYPES = {"models": "model", "datasets": "dataset"}
-_TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -148,13 +148,9 @@ def select_files(files: Iterable[RemoteFile], include: Sequence[str]) -> list[Re
     return chosen
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
 def hub_offline() -> bool:
     """``$HF_HUB_OFFLINE`` (or transformers' ``$TRANSFORMERS_OFFLINE``) is set."""
-    return _flag("HF_HUB_OFFLINE") or _flag("TRANSFORMERS_OFFLINE")
+    return env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE")
 
 
 def hub_endpoint(options: dict[str, Any] | None = None) -> str:
@@ -174,22 +170,28 @@ def hf_hub_cache() -> Path:
     return Path(xdg).expanduser() / "huggingface" / "hub"
 
 
+_TOKEN_ADVICE = "set a token that has access ($HF_TOKEN, or `hf auth login`)"
+
+
+def _gated_error(target: HubTarget, endpoint: str, status: int) -> PermanentError:
+    return PermanentError(
+        f"{target.describe()} is gated: request access at {endpoint}/{target.url_prefix}"
+        f"{target.repo_id}, then {_TOKEN_ADVICE}",
+        status=status,
+    )
+
+
 def _hub_error(target: HubTarget, endpoint: str, exc: Exception) -> Exception:
     """Our internal error for what huggingface_hub raised."""
     from huggingface_hub import errors
 
     where = target.describe()
-    token_advice = "set a token that has access ($HF_TOKEN, or `hf auth login`)"
     if isinstance(exc, errors.GatedRepoError):
-        return PermanentError(
-            f"{where} is gated: request access at {endpoint}/{target.url_prefix}"
-            f"{target.repo_id}, then {token_advice}",
-            status=403,
-        )
+        return _gated_error(target, endpoint, 403)
     if isinstance(exc, errors.RepositoryNotFoundError):
         return PermanentError(
             f"{where} was not found on {endpoint}, or it is private: check the name, or "
-            f"{token_advice}",
+            f"{_TOKEN_ADVICE}",
             status=404,
         )
     if isinstance(exc, errors.RevisionNotFoundError):
@@ -200,7 +202,7 @@ def _hub_error(target: HubTarget, endpoint: str, exc: Exception) -> Exception:
         if status is None or status >= 500 or status in (408, 429):
             return TransientError(text)
         if status in (401, 403):
-            return PermanentError(f"{where}: access denied; {token_advice}", status=status)
+            return PermanentError(f"{where}: access denied; {_TOKEN_ADVICE}", status=status)
         return PermanentError(text, status=status)
     if isinstance(exc, (OSError, ConnectionError, TimeoutError)) or type(exc).__module__.startswith(
         ("httpx", "httpcore")
@@ -326,16 +328,11 @@ class HubSource(Source):
     def _access_error(self, exc: PermanentError, file: RemoteFile) -> PermanentError:
         if exc.status not in (401, 403):
             return exc
-        where = self.target.describe()
-        advice = "set a token that has access ($HF_TOKEN, or `hf auth login`)"
         if self._gated:
-            return PermanentError(
-                f"{where} is gated: request access at {self.endpoint}/{self.target.url_prefix}"
-                f"{self.target.repo_id}, then {advice}",
-                status=exc.status,
-            )
+            return _gated_error(self.target, self.endpoint, exc.status)
         return PermanentError(
-            f"{where}: access to {file.relpath} denied (HTTP {exc.status}); {advice}",
+            f"{self.target.describe()}: access to {file.relpath} denied (HTTP {exc.status}); "
+            f"{_TOKEN_ADVICE}",
             status=exc.status,
         )
 
