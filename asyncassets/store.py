@@ -13,13 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, SupportsIndex
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from asyncassets.cache.cache import ProgressCallback
-from asyncassets.cache.hub import HUB_SCHEMES, hub_patterns
 from asyncassets.card import AssetCard
 from asyncassets.checks import index_problems
 from asyncassets.envs import EnvResolver, default_env_resolvers, detect_env
@@ -40,6 +38,10 @@ from asyncassets.snapshot import Snapshot, SnapshotDiff
 from asyncassets.watch import DEFAULT_DEBOUNCE_MS, watch_provider
 
 __all__ = ["AssetStore"]
+
+
+if TYPE_CHECKING:
+    from asyncassets.cache.cache import ProgressCallback
 
 logger = logging.getLogger("asyncassets.store")
 
@@ -571,6 +573,8 @@ class AssetStore:
             # A local path, unencoded: hand it over as a path so '#', '?' and '%' in file
             # names keep their meaning.
             uri = uri[len("file://") :]
+        from asyncassets.cache.hub import HUB_SCHEMES, hub_patterns  # not at start-up
+
         if include is None and uri.split("://", 1)[0].lower() in HUB_SCHEMES:
             dataset = card.has_field("dataset_family") and not card.has_field("model_family")
             include = hub_patterns(field, dataset=dataset)
