@@ -177,12 +177,22 @@ class _PrefixHasher:
         return self._sha.hexdigest()
 
 
-def _frontier(journal: _Journal, size: int, part_size: int) -> int:
-    """The end of the gap-free prefix the journal knows to be written."""
-    index = 0
-    while index in journal.done:
-        index += 1
-    return min(size, index * part_size + journal.written.get(index, 0))
+class _Frontier:
+    """The end of the gap-free prefix the journal knows to be written. Parts only ever
+    complete, so the first incomplete part is searched from where it was last found."""
+
+    def __init__(self, journal: _Journal, size: int, part_size: int) -> None:
+        self._journal = journal
+        self._size = size
+        self._part_size = part_size
+        self._first_missing = 0
+
+    def __call__(self) -> int:
+        done = self._journal.done
+        while self._first_missing in done:
+            self._first_missing += 1
+        index = self._first_missing
+        return min(self._size, index * self._part_size + self._journal.written.get(index, 0))
 
 
 class _Journal:
@@ -310,7 +320,7 @@ async def _download_parts(
         async with anyio.create_task_group() as tg:
             if hasher is not None:
                 journal.on_change = hasher.poke
-                tg.start_soon(hasher.follow, lambda: _frontier(journal, size, part_size))
+                tg.start_soon(hasher.follow, _Frontier(journal, size, part_size))
             await _fetch_parts(source, file, fd, missing, journal, settings, limiter, progress)
             tg.cancel_scope.cancel()  # the rest is hashed by ``finish``
     except BaseException as exc:
