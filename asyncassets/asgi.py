@@ -54,6 +54,7 @@ from asyncassets.events import ChangeEvent
 from asyncassets.kinds import card_family, card_kind
 from asyncassets.store import AssetStore
 from asyncassets.urls import local_path
+from asyncassets.values import json_value
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -185,7 +186,7 @@ def end_event_streams(app: Any) -> None:
 def _json(data: Any, status: int = 200) -> Response:
     from starlette.responses import Response
 
-    body = json.dumps(data, default=str, ensure_ascii=False)
+    body = json.dumps(json_value(data), default=str, ensure_ascii=False)
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -435,7 +436,7 @@ def _card_body(card: AssetCard) -> bytes:
         {"name": link.name, "source": link.source, "line": None, "fields": link.metadata}
         for link in card.chain()
     ]
-    return json.dumps(body, default=str, ensure_ascii=False).encode()
+    return json.dumps(json_value(body), default=str, ensure_ascii=False).encode()
 
 
 def _counts(state: _State) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from asyncassets import (
 )
 from asyncassets.kinds import card_family, card_kind
 from asyncassets.loops import on_asyncio
+from asyncassets.values import json_value
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OUTPUT_CLOSED", "main", "report_error"]
 
@@ -180,7 +181,7 @@ async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
     card = await store.retrieve_card(args.name)
     config_key = getattr(args, "config", None)
     if config_key is not None:
-        say(json.dumps(card.config(config_key), indent=2, default=str))
+        say(json.dumps(json_value(card.config(config_key)), indent=2, default=str))
         return 0
     chain = [c.name for c in card.chain()]
     if args.json:
@@ -190,7 +191,7 @@ async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
                     "name": card.name,
                     "source": card.source,
                     "chain": chain,
-                    "fields": card.to_dict(),
+                    "fields": json_value(card.to_dict()),
                 },
                 indent=2,
                 default=str,
@@ -202,7 +203,13 @@ async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
     say(f"# {card.name}  ({card.source})")
     if len(chain) > 1:
         say(f"# base chain: {' -> '.join(chain)}")
-    say(yaml.safe_dump(card.to_dict(), sort_keys=False, default_flow_style=False).rstrip())
+
+    class Dumper(yaml.SafeDumper):
+        """Tuples (a list used as a mapping key) as YAML lists."""
+
+    Dumper.add_representer(tuple, yaml.SafeDumper.represent_list)
+    text = yaml.dump(card.to_dict(), Dumper=Dumper, sort_keys=False, default_flow_style=False)
+    say(text.rstrip())
     return 0
 
 

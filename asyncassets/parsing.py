@@ -8,15 +8,27 @@ the whole file (a file in the middle of an edit must not half-apply).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import yaml
 
+from asyncassets import yaml12
 from asyncassets.names import InvalidNameError, parse_card_name
 from asyncassets.problems import Problem
-from asyncassets.snapshot import CardEntry, FileRecord
+from asyncassets.snapshot import CardEntry, FileFieldLines, FileRecord
 from asyncassets.values import plain_value, short_repr, type_name
+from asyncassets.yaml12 import MAX_DEPTH, MAX_VALUES, LimitError, YamlValueError, too_many
+
+#: The line of each top-level key of one document, or of every document of its file.
+FieldLines = Mapping[str, int] | FileFieldLines
+
+yaml_rs: Any
+try:
+    import yaml_rs
+except ImportError:  # a platform without its wheel: every file takes the exact reader
+    yaml_rs = None
 
 __all__ = [
     "CARD_SUFFIXES",
@@ -24,177 +36,22 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_VALUES",
     "LimitError",
-    "YamlLoader",
     "is_card_file",
     "make_entry",
     "measure_value",
     "parse_batch",
     "parse_card_file",
+    "read_documents",
     "too_large_file",
 ]
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-_STR_TAG = "tag:yaml.org,2002:str"
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-#: First characters for which a plain scalar may be something other than a string.
-_MAYBE_TYPED = frozenset(k for k in yaml.SafeLoader.yaml_implicit_resolvers if k)
-#: Every plain scalar starting with a letter that YAML 1.1 reads as a bool or null.
-_WORDS = frozenset(
-    f(word)
-    for word in ("yes", "no", "true", "false", "on", "off", "null", "y", "n")
-    for f in (str.lower, str.title, str.upper)
-) | {"~"}
-_WORD_STARTS = frozenset(w[0] for w in _WORDS)
-
-
-class YamlLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """The safe loader (libyaml's C parser when PyYAML has it) with a fast path for the
-    common case: a plain scalar whose first character cannot start a number, bool, null
-    or date is a string without trying the implicit resolvers' regexes."""
-
-    def __init__(self, stream: bytes | str) -> None:
-        super().__init__(stream)
-        # The composer calls these two hooks for every node; they only serve path
-        # resolvers, which the safe loader has none of. C callables that ignore their
-        # arguments skip two Python calls per node (5% of a cold load, measured).
-        assert not self.yaml_path_resolvers
-        self.descend_resolver: Any = {}.get
-        self.ascend_resolver = tuple
-
-    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is yaml.ScalarNode:
-            if implicit[0]:
-                if value and value[0] not in _MAYBE_TYPED:
-                    return _STR_TAG
-                # Letters that start a bool or null word start no number or date.
-                if value and value[0] in _WORD_STARTS and value not in _WORDS:
-                    return _STR_TAG
-            elif implicit[1]:
-                return _STR_TAG
-        tag: str = super().resolve(kind, value, implicit)
-        return tag
-
-
-class _Unusual(Exception):
-    """A node the fast builder leaves to PyYAML's constructor (merge keys, non-string keys,
-    sets, binary)."""
-
-
-class LimitError(ValueError):
-    """A document goes past one of the parser's limits (depth, values, a recursive alias)."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
-
 
 #: Largest card file read, in bytes. Card files are small documents; a bigger file is a
 #: problem, not something to load.
 MAX_FILE_BYTES = 8 * 2**20
-#: Most values (scalars, mappings, sequences, mapping keys, documents) one file may hold,
-#: counting every expansion of a YAML alias: what caps an alias bomb ("billion laughs")
-#: and the time and memory one file can cost (under a second, measured in bench/hostile.py).
-MAX_VALUES = 150_000
-#: Deepest nesting of mappings and sequences.
-MAX_DEPTH = 100
 
 _TOO_DEEP = f"nests values more than {MAX_DEPTH} levels deep"
 _RECURSIVE = "has a recursive YAML alias (an alias inside the node it names)"
 _SCAN_CHARS = (",", ":", "-", "[", "{", "\n", "?", "*")
-
-
-class BadScalarError(ValueError):
-    """A scalar that looks like a number or a date but cannot be one."""
-
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
-
-
-class _Builder:
-    """Nodes -> plain values in one pass (the work of PyYAML's ``construct``), measuring as
-    it goes: nesting depth, values after alias expansion, recursive aliases.
-
-    A node reached twice (an alias) is built once and shared: the store never mutates
-    values and copies them for callers, so sharing is invisible, while its expanded size
-    still counts toward :data:`MAX_VALUES` every time it is used.
-    """
-
-    __slots__ = ("loader", "memo")
-
-    def __init__(self, loader: yaml.SafeLoader) -> None:
-        self.loader = loader
-        #: id(node) -> (value, expanded size); _BUILDING while the node is being built.
-        self.memo: dict[int, tuple[Any, int]] = {}
-
-    def build(self, node: yaml.Node, depth: int = 0) -> tuple[Any, int]:
-        """(value, expanded size)."""
-        tag = node.tag
-        if tag == _STR_TAG:
-            return node.value, 1
-        if isinstance(node, yaml.ScalarNode):
-            try:  # int, float, bool, null, date
-                return self.loader.construct_object(node), 1
-            except yaml.MarkedYAMLError:
-                raise
-            except Exception as exc:  # a 5,000-digit int, the 45th of a month
-                raise BadScalarError(f"{node.value[:40]!r}: {exc}", _line(node)) from None
-        memo = self.memo
-        key = id(node)
-        known = memo.get(key)
-        if known is not None:
-            if known is _BUILDING:
-                raise LimitError(_RECURSIVE, _line(node))
-            return known
-        if depth >= MAX_DEPTH:
-            raise LimitError(_TOO_DEEP, _line(node))
-        memo[key] = _BUILDING
-        result: Any
-        size = 1
-        if tag == _MAP_TAG:
-            result = {}
-            for key_node, value_node in node.value:
-                if key_node.tag != _STR_TAG:
-                    raise _Unusual  # merge keys (<<), non-string keys: PyYAML knows best
-                if value_node.tag == _STR_TAG:  # most values: no call
-                    result[key_node.value] = value_node.value
-                    size += 2
-                else:
-                    value, count = self.build(value_node, depth + 1)
-                    result[key_node.value] = value
-                    size += count + 1
-        elif tag == _SEQ_TAG:
-            result = []
-            for item in node.value:
-                if item.tag == _STR_TAG:
-                    result.append(item.value)
-                    size += 1
-                else:
-                    value, count = self.build(item, depth + 1)
-                    result.append(value)
-                    size += count
-        else:
-            raise _Unusual
-        if size > MAX_VALUES:
-            raise _too_many(_line(node))
-        memo[key] = (result, size)
-        return result, size
-
-
-_BUILDING: Any = (None, 0)
-
-
-def _too_many(line: int | None) -> LimitError:
-    return LimitError(
-        f"holds more than {MAX_VALUES:,} values (every use of a YAML alias counts its whole value)",
-        line,
-    )
 
 
 def _measure(
@@ -217,7 +74,7 @@ def _measure(
             active.discard(key)
             size = 1 + sum(sizes.get(id(c), 1) for c in inner)
             if size > MAX_VALUES:
-                raise _too_many(line(item))
+                raise too_many(line(item))
             sizes[key] = size
             continue
         if key in sizes:
@@ -243,30 +100,20 @@ def _value_children(item: Any) -> list[Any] | None:
     return None
 
 
-def _node_children(node: yaml.Node) -> list[yaml.Node] | None:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return None
-
-
 def measure_value(value: Any) -> int:
     """Expanded size of constructed data (every alias counted once per use), checking
     depth and cycles: raises :class:`LimitError` past a limit."""
     return _measure(value, _value_children, lambda _: None)
 
 
-def _check_nodes(root: yaml.Node) -> None:
-    """Depth, cycles and expanded size of a node graph, without building values (before
-    handing it to PyYAML's recursive constructor)."""
-    _measure(root, _node_children, _line)
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
 
 
 def _scan_values(data: bytes | str) -> None:
     """Count values event by event (libyaml's parser, no nodes built) and stop at the
     limit: a file with too many values costs a scan, not a composed node tree."""
-    loader = YamlLoader(data)
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(data)
     count = 0
     try:
         while loader.check_event():
@@ -275,7 +122,7 @@ def _scan_values(data: bytes | str) -> None:
                 count += 1
                 if count > MAX_VALUES:
                     mark = event.start_mark
-                    raise _too_many(mark.line + 1 if mark is not None else None)
+                    raise too_many(mark.line + 1 if mark is not None else None)
     finally:
         loader.dispose()
 
@@ -297,43 +144,272 @@ def is_card_file(path: str) -> bool:
     return path.endswith(CARD_SUFFIXES)
 
 
-def _documents(data: bytes | str) -> Iterator[tuple[yaml.Node, Any]]:
-    """(node, plain value) per non-empty document, within the limits."""
+# -- the fast reader: yaml-rs, for the files it reads exactly as the exact reader does ---------
+#
+# yaml-rs parses YAML 1.2 about ten times faster than libyaml, but a few forms differ from
+# ruamel's reading (fairseq2's) or are not built at all. A file holding one of them goes to
+# the exact reader (:mod:`asyncassets.yaml12`); that costs time, never a value:
+# tests/test_yaml_fidelity.py checks both readers against the fidelity table, and that the
+# fast one takes a form only when it reads it as the exact one does. The screen must cost
+# far less than the parse, so it works in two steps: one ``bytes.translate`` pass keeps the
+# bytes that are rare in card files, and only the rules those bytes can start are run;
+# the few rules that start at common bytes are regexes anchored at those bytes.
+
+#: A token starts after one of these (or at the start of the file).
+_TOKEN_START = rb"[\s\[{,]"
+#: Bytes that send a file to the exact reader wherever they stand: tags, anchors and
+#: aliases, merge keys (``<<``), tabs (ruamel refuses most of them), and the
+#: control characters YAML forbids.
+_ALWAYS_EXACT = frozenset(b"!&*<\t" + bytes(range(0, 9)) + b"\x0b\x0c" + bytes(range(14, 32)))
+
+
+def _block_indicator(indicator: bytes) -> re.Pattern[bytes]:
+    """``|`` or ``>`` starting a token but not a block scalar's header, or right after a
+    flow indicator: yaml-rs reads it as text there; ruamel refuses it."""
+    at = re.escape(indicator)
+    return re.compile(
+        at + rb"(?:(?<=" + _TOKEN_START + at + rb")(?![-+1-9]{0,2}[ \t]*(?:#[^\n]*)?\r?$)"
+        rb"|(?<=[\[{,]" + at + rb")|(?<=[\[{,] " + at + rb"))",
+        re.M,
+    )
+
+
+#: Rules that start at a rare byte, run only when that byte is in the file (each starts
+#: with that byte, so that the regex engine skips to it).
+_RARE_RULES: dict[int, re.Pattern[bytes]] = {
+    # a line break other than \n and \r\n (YAML 1.1, which ruamel reads, has \r alone)
+    ord("\r"): re.compile(rb"\r(?!\n)"),
+    # NEL, LS and PS (line breaks to ruamel), a byte-order mark, non-characters
+    0xC2: re.compile(rb"\xc2[\x80-\x9f]"),
+    0xE2: re.compile(rb"\xe2\x80[\xa8\xa9]"),
+    0xEF: re.compile(rb"\xef\xbb\xbf|\xef\xbf[\xbe\xbf]"),
+    0x7F: re.compile(rb"\x7f"),
+    # a lone "=" (ruamel's value tag: an error)
+    ord("="): re.compile(rb"=(?<=" + _TOKEN_START + rb"=)(?![^\s,\]}])"),
+    # "?" starting a token: a complex key, or a key indicator in a flow collection
+    ord("?"): re.compile(rb"\?(?<=" + _TOKEN_START + rb"\?)"),
+    ord("|"): _block_indicator(b"|"),
+    ord(">"): _block_indicator(b">"),
+    # a flow mapping used as a key ("{a: 1}: x"), a quoted key glued to its value
+    ord("}"): re.compile(rb"}[ \t]*:(?!\S)"),
+    ord('"'): re.compile(rb'":(?=\S)'),
+    ord("'"): re.compile(rb"':(?=\S)"),
+    # an upper-case radix prefix: 0X1F is a string to ruamel, 31 to yaml-rs
+    ord("X"): re.compile(rb"0[XOB]"),
+}
+_RARE_RULES[ord("O")] = _RARE_RULES[ord("B")] = _RARE_RULES[ord("X")]
+_RARE = _ALWAYS_EXACT | frozenset(_RARE_RULES)
+#: ``bytes.translate`` deletes these, keeping the rare bytes.
+_COMMON = bytes(b for b in range(256) if b not in _RARE)
+
+#: Rules that start at a common byte:
+_COMMON_RULES = (
+    # an underscore where ruamel's number differs from yaml-rs': leading ("_1", "-_"; not
+    # "_set_", a string to both), in
+    # an exponent ("1e_1", "1E3_", "1e+10_"), or a radix prefix with no digit ("0o_")
+    re.compile(
+        rb"_(?<=[\s\[{,+\-.0-9eExob]_)"  # most underscores stop here: after a letter
+        rb"(?:(?<=" + _TOKEN_START + rb"_)(?=[_.0-9])|(?<=" + _TOKEN_START + rb"[-+]_)"
+        rb"|(?<=[0-9.][eE]_)|(?<=[eE][-+]_)|(?<=[eE][0-9]_)|(?<=[eE][-+0-9][0-9]_)"
+        rb"|(?<=[eE][-+0-9][0-9][0-9]_)|(?<=[eE][-+0-9][0-9][0-9][0-9]_)|(?<=0[xob]_))"
+    ),
+    # a number with a leading dot (".5e3" is a string to ruamel, "._" an error)
+    re.compile(rb"\.(?:(?<=" + _TOKEN_START + rb"\.)|(?<=" + _TOKEN_START + rb"[-+]\.))[0-9_]"),
+    # ":" starting a token or right before a flow indicator ("[a:]", "{: x}")
+    re.compile(rb":(?:(?<=" + _TOKEN_START + rb":)|(?=[,\]}]))"),
+    # "- -" (a list nested on its parent's line, which the depth bound does not count),
+    # a date (ruamel makes it a date; kept off the fast reader)
+    re.compile(rb"-(?:[ \t]+-(?!\S)|(?<=[0-9]{4}-)[0-9])"),
+)
+#: Lines that start so: a directive, a document-end marker (which yaml-rs' document
+#: count does not see).
+_LINE_STARTS = (b"\n%", b"\n...")
+_LINE_STARTS_AT_0 = (b"%", b"...")
+#: A number longer than a card's: ruamel refuses an int past Python's 4,300 digits. With
+#: digits (and ``_``) mapped to ``0`` and every other byte to ``\n``, a literal search.
+_DIGIT_RUNS = bytes(0x30 if 0x30 <= b <= 0x39 or b == 0x5F else 0x0A for b in range(256))
+_LONG_NUMBER = b"0" * 1000
+#: Bytes counted by :func:`_structure`: what introduces a value, and flow openers.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b",:-[{\n?*")
+
+
+def _screened(data: bytes) -> bool:
+    """``data`` holds none of the forms for the exact reader, and it is within the
+    limits (values, depth) without measuring it: the fast reader may take it."""
+    # A token at the start of the file starts after a line break, as the rules' lookbehinds
+    # ask: they run on the file and, for its start, on a line break and its first bytes.
+    head = b"\n" + data[:64]
+    rare = data.translate(None, _COMMON)
+    if rare:
+        present = set(rare)
+        if not _ALWAYS_EXACT.isdisjoint(present):
+            return False
+        rules = {_RARE_RULES[byte] for byte in present}
+        if any(rule.search(data) or rule.search(head) for rule in rules):
+            return False
+    if data.startswith(_LINE_STARTS_AT_0) or any(start in data for start in _LINE_STARTS):
+        return False
+    if any(rule.search(data) or rule.search(head) for rule in _COMMON_RULES):
+        return False
+    if _LONG_NUMBER in data.translate(_DIGIT_RUNS):
+        return False
+    return _structure_bounded(data)
+
+
+def _structure_bounded(data: bytes) -> bool:
+    """Nothing in ``data`` can go past :data:`MAX_VALUES` or nest :data:`MAX_DEPTH` deep.
+
+    Every value but the first is introduced by one of ``, : - [ { ? *`` or a line
+    break. Each block level below a mapping or list takes a new line at least one column
+    further in, or a list at its key's column (two levels for one column); each flow level
+    takes a ``[`` or ``{``."""
+    structure = data.translate(None, _NOT_STRUCTURE)
+    if len(structure) + 1 > MAX_VALUES:
+        return False
+    room = (MAX_DEPTH - 3 - structure.count(b"[") - structure.count(b"{")) // 2
+    return room > 0 and b"\n" + b" " * room not in data and not data.startswith(b" " * room)
+
+
+#: A ``---`` marker at the start of a line, then where its document's content starts: on
+#: the marker's line, or past the blank and comment lines after it. (Literal first bytes:
+#: the regex engine skips from one ``---`` to the next.)
+_MARKER = re.compile(
+    rb"---(?<![^\n]---)"
+    rb"(?:(?=[ \t]+[^\s#])|[ \t]*(?:#[^\n]*)?(?:\n|\Z)(?:[ \t\r]*(?:#[^\n]*)?\n)*)"
+)
+_WHITESPACE_TO_END = re.compile(rb"\s*\Z")
+#: The blank and comment lines before a file's first document.
+_PREAMBLE = re.compile(rb"(?:[ \t\r]*(?:#[^\n]*)?\n)*(?:[ \t\r]*#[^\n]*\Z)?")
+
+
+def _fast_documents(data: bytes) -> list[tuple[int, Any]] | None:
+    """(line, value) of each document, read by yaml-rs; None when the file is for the exact
+    reader (see :func:`_screened`) or yaml-rs refuses it (the exact reader then says why).
+
+    yaml-rs gives a stream of several documents as a list of them, which a single
+    document that is a list also looks like. The ``---`` markers tell them apart: they are
+    document boundaries wherever they stand (YAML forbids them inside any scalar or
+    collection), so the file has one document per marker, plus one before the first when
+    something other than comments stands there.
+    """
+    if yaml_rs is None or not _screened(data):
+        return None
+    starts: list[int] = []
+    preamble = _PREAMBLE.match(data)
+    head = preamble.end() if preamble is not None else 0
+    if _MARKER.match(data, head) is None and _WHITESPACE_TO_END.match(data, head) is None:
+        starts.append(head)  # a document before the first marker
+    starts.extend(match.end() for match in _MARKER.finditer(data, head))
+    # yaml-rs reads a block scalar that ends the stream with one line break too many; a
+    # document-end marker ends it as ruamel does.
+    if data.endswith(b"\n"):
+        text = data + b"...\n"
+    elif b"|" in data or b">" in data:
+        return None
+    else:
+        text = data + b"\n...\n"
+    try:
+        parsed = yaml_rs.loads(text.decode(), parse_datetime=False)
+    except (yaml_rs.YAMLDecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if len(starts) == 1:
+        values = [parsed]
+    elif not starts:
+        if parsed is not None:
+            return None
+        values = []
+    elif type(parsed) is list and len(parsed) == len(starts):
+        values = parsed
+    else:
+        return None
+    documents: list[tuple[int, Any]] = []
+    line, counted = 1, 0
+    for start, value in zip(starts, values, strict=True):
+        line += data.count(b"\n", counted, start)
+        counted = start
+        documents.append((line, value))
+    return documents
+
+
+class _KeyLines(FileFieldLines):
+    """The line of each top-level key of every document of one file, composed by the
+    exact reader the first time something asks (a problem naming a field's line): the
+    fast reader knows no lines but each document's first."""
+
+    __slots__ = ("_data", "_documents")
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+        self._documents: list[dict[str, int]] = []
+
+    def of(self, index: int) -> dict[str, int]:
+        data = self._data
+        if data is not None:
+            try:
+                self._documents = [_key_lines(node) for node in yaml12.document_nodes(data)]
+            except Exception:  # the fast reader took this file; the lines are only a help
+                self._documents = []
+            self._data = None
+        return self._documents[index] if index < len(self._documents) else {}
+
+
+def _key_lines(node: yaml.Node | None) -> dict[str, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {
+        key.value: key.start_mark.line + 1
+        for key, _ in node.value
+        if isinstance(key, yaml.ScalarNode)
+    }
+
+
+# -- a whole file ------------------------------------------------------------------------------
+
+
+def _exact_documents(data: bytes | str) -> list[tuple[int, Any, FieldLines]]:
+    """(line, value, key lines) of each document, read by the exact reader (raises on a
+    bad file)."""
     if _may_exceed(data):
         _scan_values(data)
-    loader = YamlLoader(data)
-    total = 0
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            total += 1
-            if node is None:  # an empty document
-                continue
-            try:
-                value, size = _Builder(loader).build(node)
-            except _Unusual:
-                _check_nodes(node)
-                value = loader.construct_document(node)
-                size = measure_value(value)
-            total += size
-            if total > MAX_VALUES:
-                raise _too_many(_line(node))
-            yield node, value
-    finally:
-        loader.dispose()
+    return [
+        (_line(node) if node is not None else 1, value, _key_lines(node))
+        for node, value in yaml12.documents(data)
+    ]
+
+
+def read_documents(data: bytes | str, *, fast: bool = True) -> list[tuple[int, Any, FieldLines]]:
+    """(line, value, line of each top-level key) of each document of a card file, as
+    fairseq2 reads them. yaml-rs reads the files it reads exactly as ruamel's loader does
+    (``fast=False`` skips it); the exact reader the rest, and every file that fails, so
+    that an error names its line. Raises on a bad file."""
+    raw: bytes | None = data if isinstance(data, bytes) else None
+    if isinstance(data, str):
+        try:
+            raw = data.encode()
+        except UnicodeEncodeError:  # lone surrogates: the exact reader says what is wrong
+            raw = None
+    if fast and raw is not None:
+        documents = _fast_documents(raw)
+        if documents is not None:
+            lines = _KeyLines(raw)
+            return [(line, value, lines) for line, value in documents]
+    return _exact_documents(data)
 
 
 def _problem_of(exc: BaseException, file: str, source: str) -> Problem:
     """The problem a failed parse is, with the line when the error knows it."""
     if isinstance(exc, LimitError):
         return Problem("too-large", f"card file {exc}", source, file, exc.line)
+    if isinstance(exc, yaml12.DuplicateKeyError):
+        field = exc.key if isinstance(exc.key, str) else None
+        return Problem("yaml", f"invalid YAML: {exc}", source, file, exc.line, field=field)
+    if isinstance(exc, YamlValueError):
+        return Problem("yaml", f"invalid YAML value: {exc}", source, file, exc.line)
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         return Problem("yaml", f"invalid YAML: {reason or exc}", source, file, line)
-    if isinstance(exc, BadScalarError):
-        return Problem("yaml", f"invalid YAML value: {exc}", source, file, exc.line)
     if isinstance(exc, RecursionError | MemoryError):
         reason = "is nested too deeply" if isinstance(exc, RecursionError) else "is too large"
         return Problem("too-large", f"card file {reason} to parse", source, file, None)
@@ -346,8 +422,8 @@ def parse_card_file(
     data: bytes | str, *, file: str, source: str, version: str | None = None
 ) -> FileRecord:
     """Parse one card file into a :class:`FileRecord` (entries and problems). Never raises:
-    whatever is in ``data`` (syntax errors, alias bombs, deep nesting, huge files), the
-    failure becomes a :class:`Problem` naming ``file`` and, when known, the line.
+    whatever is in ``data`` (syntax errors, duplicate keys, alias bombs, deep nesting, huge
+    files), the failure becomes a :class:`Problem` naming ``file`` and, when known, the line.
 
     ``file`` is the file's URL (it goes into entries and problems); ``source`` the
     provider's source.
@@ -356,29 +432,20 @@ def parse_card_file(
         problem = too_large_file(len(data), file, source)
         return FileRecord(file, (), (problem,), version)
     try:
-        documents = list(_documents(data))
+        documents = read_documents(data)
     except Exception as exc:  # untrusted input: every failure is a problem of this file
         return FileRecord(file, (), (_problem_of(exc, file, source),), version)
 
     entries: list[CardEntry] = []
     problems: list[Problem] = []
-    for index, (node, document) in enumerate(documents):
+    for index, (line, document, field_lines) in enumerate(documents):
         if document is None:
             continue
-        field_lines = (
-            {
-                key.value: key.start_mark.line + 1
-                for key, _ in node.value
-                if isinstance(key, yaml.ScalarNode)
-            }
-            if isinstance(node, yaml.MappingNode)
-            else {}
-        )
         made = make_entry(
             document,
             file=file,
             source=source,
-            line=_line(node),
+            line=line,
             index=index,
             field_lines=field_lines,
             plain=True,
@@ -408,7 +475,7 @@ def make_entry(
     source: str,
     line: int,
     index: int,
-    field_lines: Mapping[str, int] | None = None,
+    field_lines: FieldLines | None = None,
     plain: bool = False,
 ) -> CardEntry | Problem:
     """Check one document against the card rules; a :class:`CardEntry` or the
@@ -417,10 +484,25 @@ def make_entry(
     ``plain=True`` says ``document`` is parsed YAML already within the limits; anything
     else (an in-memory card) is measured and converted to plain data first.
     """
-    field_lines = field_lines or {}
+    if field_lines is None:
+        field_lines = {}
+    if plain and type(document) is dict:  # the common case: a card, checked in a few steps
+        raw_name = document.get("name")
+        base = document.get("base")
+        if (
+            type(raw_name) is str
+            and raw_name
+            and "@" not in raw_name
+            and (base is None or (type(base) is str and base and "@" not in base))
+        ):
+            return CardEntry(raw_name + "@", document, file, line, source, index, field_lines)
 
     def problem(kind: str, message: str, at: int, **extra: Any) -> Problem:
         return Problem(kind, message, source, file, at, **extra)
+
+    def line_of(key: str) -> int:
+        lines = field_lines.of(index) if isinstance(field_lines, FileFieldLines) else field_lines
+        return lines.get(key, line)
 
     if not isinstance(document, Mapping):
         kind = type_name(document)
@@ -432,29 +514,27 @@ def make_entry(
             return problem("too-large", f"card {exc}", line)
         document = plain_value(document)
     raw_name = document.get("name")
-    name_line = field_lines.get("name", line)
     if raw_name is None:
         return problem("name", f"document {index + 1} has no 'name' field", line, field="name")
     if not isinstance(raw_name, str):
         return problem(
             "name",
             f"'name' must be a string, not {type_name(raw_name)} ({short_repr(raw_name)})",
-            name_line,
+            line_of("name"),
             field="name",
         )
     try:
         canonical = parse_card_name(raw_name).canonical
     except InvalidNameError as exc:
-        return problem("name", str(exc), name_line, card=raw_name, field="name")
+        return problem("name", str(exc), line_of("name"), card=raw_name, field="name")
     base = document.get("base")
     if base is not None:
-        base_line = field_lines.get("base", line)
         if not isinstance(base, str):
             return problem(
                 "base",
                 f"card '{raw_name}': 'base' must be a string, not {type_name(base)} "
                 f"({short_repr(base)})",
-                base_line,
+                line_of("base"),
                 card=canonical,
                 field="base",
             )
@@ -463,7 +543,7 @@ def make_entry(
                 "base",
                 f"card '{raw_name}': 'base' must be a plain card name without '@', "
                 f"not {short_repr(base)}",
-                base_line,
+                line_of("base"),
                 card=canonical,
                 field="base",
             )

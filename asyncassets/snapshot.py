@@ -9,17 +9,36 @@ snapshot, never a mix.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from asyncassets.problems import Problem, display_path
 
-__all__ = ["WHOLE_FILE_PROBLEMS", "CardEntry", "FileRecord", "Snapshot", "SnapshotDiff"]
+__all__ = [
+    "WHOLE_FILE_PROBLEMS",
+    "CardEntry",
+    "FileFieldLines",
+    "FileRecord",
+    "Snapshot",
+    "SnapshotDiff",
+]
 
 #: Problem kinds that reject a whole file (it could not be read or parsed, or went past a
 #: limit): a refresh that meets one keeps the file's last good cards.
 WHOLE_FILE_PROBLEMS = frozenset({"yaml", "read", "too-large"})
+
+
+class FileFieldLines(ABC):
+    """The line of each top-level key of every document of one file, worked out when first
+    asked for (a problem naming a field's line): shared by the file's entries."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def of(self, index: int) -> Mapping[str, int]:
+        """The key lines of document ``index`` (empty when unknown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +47,8 @@ class CardEntry:
 
     ``metadata`` is plain data, never mutated (see :mod:`asyncassets.values`); ``file`` the file's
     URL; ``line`` the 1-based line where the document's mapping starts; ``field_lines`` the
-    line of each top-level key; ``index`` the document's position in its file.
+    line of each top-level key (or, for the whole file, a :class:`FileFieldLines`);
+    ``index`` the document's position in its file.
     """
 
     name: str
@@ -37,10 +57,13 @@ class CardEntry:
     line: int
     source: str
     index: int = 0
-    field_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+    field_lines: Mapping[str, int] | FileFieldLines = field(default_factory=dict, compare=False)
 
     def field_line(self, key: str) -> int:
-        return self.field_lines.get(key, self.line)
+        lines = self.field_lines
+        if isinstance(lines, FileFieldLines):
+            lines = lines.of(self.index)
+        return lines.get(key, self.line)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,11 @@ immutable and shared as they are.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["copy_value", "plain_value", "short_repr", "type_name"]
+__all__ = ["copy_value", "json_value", "plain_value", "short_repr", "type_name"]
 
 
 def copy_value(value: Any) -> Any:
@@ -54,6 +55,26 @@ def plain_value(value: Any) -> Any:
         return item
 
     return convert(value)
+
+
+def json_value(value: Any) -> Any:
+    """Card data as data ``json.dumps`` takes, whatever YAML put in it: a mapping key JSON
+    has no form for (a tuple from a list used as a key, a date) becomes its ``str()``, a
+    set a sorted list, bytes (``!!binary``) base64 text; dates and anything else are left
+    for ``json.dumps(default=str)``."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            k if isinstance(k, str | int | float | bool | type(None)) else str(k): json_value(v)
+            for k, v in value.items()
+        }
+    if kind is list or kind is tuple:
+        return [json_value(v) for v in value]
+    if kind is set or kind is frozenset:
+        return sorted((json_value(v) for v in value), key=repr)
+    if kind is bytes:
+        return base64.b64encode(value).decode("ascii")
+    return value
 
 
 def type_name(value: Any) -> str:

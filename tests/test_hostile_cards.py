@@ -127,7 +127,7 @@ REJECTED = [
     ),
     _case("unknown_local_tag", SYNTAX, lambda: b"name: hostile\nx: !secret lol\n"),
     _case("recursive_alias", LIMIT | SYNTAX, lambda: b"name: hostile\nx: &a [*a]\n"),
-    _case("list_as_mapping_key", SYNTAX, lambda: b"name: hostile\n? [a, b]\n: 1\n"),
+    _case("mapping_as_mapping_key", SYNTAX, lambda: b"name: hostile\n? {a: b}\n: 1\n"),
     _case("merge_of_a_scalar", SYNTAX, lambda: b"name: hostile\nx:\n  <<: 1\n"),
     _case("syntax_error", SYNTAX, lambda: b"name: hostile\nx: [unclosed\n"),
     _case("invalid_utf8", SYNTAX, lambda: b"name: hostile\nx: caf\xc3\x28\xff\n"),
@@ -308,7 +308,7 @@ async def test_a_utf16_file_with_a_bom_is_a_card_or_a_problem(folder: Path) -> N
         pytest.param(b"name: hostile\nmodel_family: toy\nreleased: 2001-13-45\n", 3, id="date"),
         pytest.param(b"name: hostile\nx: " + b"7" * 5000 + b"\n", 2, id="5000_digit_int"),
         pytest.param(b"name: hostile\nx: !!python/name:os.system\n", 2, id="python_tag"),
-        pytest.param(b"name: hostile\n\n? [a, b]\n: 1\n", 3, id="list_key"),
+        pytest.param(b"name: hostile\n\n? {a: b}\n: 1\n", 3, id="mapping_key"),
         pytest.param(b"name: hostile\nx: !secret lol\n", 2, id="unknown_tag"),
     ],
 )

@@ -1,0 +1,211 @@
+"""Card files read as fairseq2 reads them (ruamel's safe loader, YAML 1.2), on every path.
+
+tests/data/yaml_fidelity.json holds the table: each form with the value and type of every
+document as ruamel gives it (tests/data/yaml_fidelity.py made it, from the YAML 1.2 spec,
+checked against ruamel). Each case runs through:
+
+* the fast reader (yaml-rs), for the cases it takes;
+* the exact reader (libyaml's parser, ruamel's resolver and constructor), for all;
+* ``parse_card_file``, which picks one (its problems name the line).
+
+A random sweep of number-like plain scalars then checks that the two readers never
+disagree: the fast reader must take a form only if it reads it as the exact reader does.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from asyncassets.parsing import FieldLines, _fast_documents, parse_card_file, read_documents
+from asyncassets.snapshot import FileFieldLines
+
+sys_path = Path(__file__).parent / "data"
+import sys  # noqa: E402
+
+sys.path.insert(0, str(sys_path))
+from yaml_fidelity import encode  # noqa: E402
+
+TABLE = json.loads((sys_path / "yaml_fidelity.json").read_text(encoding="utf-8"))
+CASES = TABLE["cases"]
+IDS = [case["id"] for case in CASES]
+
+
+def test_the_table_is_big_enough_and_covers_every_kind_of_form() -> None:
+    assert len(CASES) >= 120
+    kinds = json.dumps([case["expect"] for case in CASES])
+    for kind in ("str", "int", "float", "bool", "null", "date", "datetime", "binary", "map"):
+        assert f'"{kind}"' in kinds
+    for kind in ("seq", "tuple", "set", "DuplicateKeyError", "ConstructorError"):
+        assert kind in kinds
+    assert TABLE["reader"].startswith("ruamel.yaml 0.18")
+
+
+def _read(text: str, *, fast: bool) -> Any:
+    return [encode(value) for _, value, _ in read_documents(text.encode(), fast=fast)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_exact_reader_reads_each_form_as_fairseq2(case: dict[str, Any]) -> None:
+    expect = case["expect"]
+    if isinstance(expect, dict):  # ruamel refuses the file
+        with pytest.raises(Exception):  # noqa: B017 (any refusal; the problem test names it)
+            read_documents(case["yaml"].encode(), fast=False)
+    else:
+        assert _read(case["yaml"], fast=False) == expect, case["note"]
+
+
+#: Cases the fast reader must take itself (not hand to the exact reader): the everyday
+#: forms of card files. The rest may go either way, as long as the value is right.
+FAST_CASES = {
+    "card",
+    "keys-yes-on",
+    "key-true",
+    "key-int",
+    "key-float",
+    "key-flow-seq",
+    "literal",
+    "literal-strip",
+    "literal-keep",
+    "folded",
+    "flow-map",
+    "flow-seq-nested",
+    "seq-of-maps",
+    "empty-values",
+    "comments",
+    "crlf",
+    "unicode-key",
+    "long-string",
+    "multi-doc",
+    "multi-doc-empty",
+    "doc-marker-first",
+    "doc-marker-comment",
+    "doc-list",
+    "doc-list-multi",
+    "doc-scalar",
+    "doc-inline-map",
+    "scalar-int-leading-zero",
+    "scalar-int-octal",
+    "scalar-int-hex",
+    "scalar-float-exp-neg",
+    "scalar-float-exp-pos-int",
+    "scalar-float-exp-upper",
+    "scalar-float-trailing-dot",
+    "scalar-inf-plus",
+    "scalar-no",
+    "scalar-on",
+    "scalar-int-sexagesimal",
+    "scalar-string-path",
+    "scalar-string-url",
+    "scalar-double-escapes",
+    "scalar-plain-multiline",
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_fast_reader_reads_each_form_it_takes_as_fairseq2(case: dict[str, Any]) -> None:
+    expect = case["expect"]
+    documents = _fast_documents(case["yaml"].encode())
+    if case["id"] in FAST_CASES:
+        assert documents is not None, "the fast reader should take this everyday form"
+    if documents is None:
+        return  # the exact reader's case, checked above
+    assert not isinstance(expect, dict), f"ruamel refuses this file: {expect}"
+    assert [encode(value) for _, value in documents] == expect, case["note"]
+    exact = read_documents(case["yaml"].encode(), fast=False)
+    lines = [line for line, value, _ in exact if value is not None]
+    assert [line for line, value in documents if value is not None] == lines
+
+
+def test_the_fast_reader_takes_most_of_the_table() -> None:
+    taken = [case["id"] for case in CASES if _fast_documents(case["yaml"].encode()) is not None]
+    assert len(taken) >= 100
+    assert set(taken) >= FAST_CASES
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_parse_card_file_gives_the_table_or_a_problem_with_a_line(case: dict[str, Any]) -> None:
+    expect = case["expect"]
+    record = parse_card_file(case["yaml"].encode(), file="/cards/case.yaml", source="test")
+    if isinstance(expect, dict):
+        assert not record.entries
+        (problem,) = record.problems
+        assert problem.kind == "yaml"
+        assert problem.file == "/cards/case.yaml"
+        if expect["line"] is not None and expect["error"] == "DuplicateKeyError":
+            assert problem.line == expect["line"]
+            assert "duplicate key" in problem.message
+        return
+    # Documents are not cards (no name): each mapping is a 'name' problem, never a yaml one.
+    assert all(problem.kind != "yaml" for problem in record.problems)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["id"].startswith("dup-")], ids=str)
+def test_a_duplicate_key_names_the_file_line_and_key(case: dict[str, Any]) -> None:
+    record = parse_card_file(case["yaml"].encode(), file="/cards/dup.yaml", source="test")
+    (problem,) = record.problems
+    assert problem.line == case["expect"]["line"]
+    assert str(problem).startswith(f"/cards/dup.yaml:{problem.line}: invalid YAML: duplicate key")
+
+
+def test_field_lines_of_the_fast_reader_match_the_exact_reader() -> None:
+    text = b"# licence\n---\nname: a\nbase: b\n\nlr: 1e-4\n---\nname: c\nconfig:\n  x: 1\n"
+    fast = read_documents(text)
+    exact = read_documents(text, fast=False)
+    assert all(isinstance(lines, FileFieldLines) for _, _, lines in fast)
+    fast_lines = [_of(lines, index) for index, (_, _, lines) in enumerate(fast)]
+    assert fast_lines == [_of(lines, index) for index, (_, _, lines) in enumerate(exact)]
+    assert fast_lines[0] == {"name": 3, "base": 4, "lr": 6}
+    record = parse_card_file(text, file="/cards/x.yaml", source="test")
+    assert [entry.field_line("lr") for entry in record.entries] == [6, 8]  # 8: its start
+
+
+def _of(lines: FieldLines, index: int) -> dict[str, int]:
+    return dict(lines.of(index) if isinstance(lines, FileFieldLines) else lines)
+
+
+# -- the two readers agree on every number-like plain scalar --------------------------------------
+
+_ALPHABET = list("0123456789") + list("._-+eExXoObB:_") + [".inf", ".nan", "0x", "0o", "0b"]
+
+
+def _token(rng: random.Random) -> str:
+    return "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(1, 7)))
+
+
+def _both(text: str) -> tuple[Any, Any] | None:
+    fast = _fast_documents(text.encode())
+    if fast is None:
+        return None
+    try:
+        exact = [value for _, value, _ in read_documents(text.encode(), fast=False)]
+    except Exception as exc:
+        return [v for _, v in fast], type(exc).__name__
+    return [encode(v) for _, v in fast], [encode(v) for v in exact]
+
+
+def test_the_readers_agree_on_random_number_like_scalars() -> None:
+    rng = random.Random(20261204)
+    taken = 0
+    for _ in range(20_000):
+        token = _token(rng)
+        for text in (f"v: {token}\n", f"v: [{token}, x]\n", f"- {token}\n", f"{token}: k\n"):
+            both = _both(text)
+            if both is None:
+                continue
+            taken += 1
+            fast, exact = both
+            assert fast == exact, text
+    assert taken > 20_000  # most forms are the fast reader's
+
+
+def test_yaml_rs_is_the_fast_reader_here() -> None:
+    # The fast reader is an accelerator: without yaml-rs every file takes the exact one.
+    # CI installs it, so the fast path above is really exercised.
+    assert _fast_documents(b"name: a\n") == [(1, {"name": "a"})]
+    assert yaml.__with_libyaml__
