@@ -38,8 +38,11 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against the baselines they name; they print tables and never fail."""
     session.install(TORCH)
     session.install("-e", ".[test]")
+    # fairseq2's YAML reader, the baseline of bench/reading.py (not a dependency of ours)
+    session.install("ruamel.yaml==0.18.*")
     scripts = session.posargs or [
         "lookup",
+        "reading",
         "remote_load",
         "reload",
         "prefetch",

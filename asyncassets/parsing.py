@@ -9,15 +9,16 @@ the whole file (a file in the middle of an edit must not half-apply).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
+import yaml.reader
 
 from asyncassets import yaml12
 from asyncassets.names import InvalidNameError, parse_card_name
 from asyncassets.problems import Problem
-from asyncassets.snapshot import CardEntry, FileFieldLines, FileRecord
+from asyncassets.snapshot import CardEntry, FileFieldLines, FileRecord, new_entry
 from asyncassets.values import plain_value, short_repr, type_name
 from asyncassets.yaml12 import MAX_DEPTH, MAX_VALUES, LimitError, YamlValueError, too_many
 
@@ -196,6 +197,8 @@ _RARE_RULES: dict[int, re.Pattern[bytes]] = {
     ord("'"): re.compile(rb"':(?=\S)"),
     # an upper-case radix prefix: 0X1F is a string to ruamel, 31 to yaml-rs
     ord("X"): re.compile(rb"0[XOB]"),
+    # a directive ("%YAML 1.1" switches ruamel to YAML 1.1 rules)
+    ord("%"): re.compile(rb"%(?<![^\n]%)"),
 }
 _RARE_RULES[ord("O")] = _RARE_RULES[ord("B")] = _RARE_RULES[ord("X")]
 _RARE = _ALWAYS_EXACT | frozenset(_RARE_RULES)
@@ -220,53 +223,54 @@ _COMMON_RULES = (
     # "- -" (a list nested on its parent's line, which the depth bound does not count),
     # a date (ruamel makes it a date; kept off the fast reader)
     re.compile(rb"-(?:[ \t]+-(?!\S)|(?<=[0-9]{4}-)[0-9])"),
+    # "..." ending a document (the document count below does not see it)
+    re.compile(rb"\.\.\.(?<![^\n]\.\.\.)"),
 )
-#: Lines that start so: a directive, a document-end marker (which yaml-rs' document
-#: count does not see).
-_LINE_STARTS = (b"\n%", b"\n...")
-_LINE_STARTS_AT_0 = (b"%", b"...")
-#: A number longer than a card's: ruamel refuses an int past Python's 4,300 digits. With
-#: digits (and ``_``) mapped to ``0`` and every other byte to ``\n``, a literal search.
-_DIGIT_RUNS = bytes(0x30 if 0x30 <= b <= 0x39 or b == 0x5F else 0x0A for b in range(256))
+#: Every rule at once, for the first bytes of a file.
+_ANY_RULE = re.compile(
+    b"|".join(rule.pattern for rule in (*_RARE_RULES.values(), *_COMMON_RULES)), re.M
+)
+#: A file's shape, in one ``bytes.translate``: digits and ``_`` as ``0``, the bytes that
+#: introduce a value (``, : - [ { ? *`` and line breaks) as they are, the rest dropped.
+_SHAPE_KEPT = b",:-[{\n?*"
+_SHAPE = bytes(0x30 if 0x30 <= b <= 0x39 or b == 0x5F else b for b in range(256))
+_NOT_SHAPE = bytes(
+    b for b in range(256) if not (0x30 <= b <= 0x39 or b == 0x5F or b in _SHAPE_KEPT)
+)
+#: A number longer than a card's: ruamel refuses an int past Python's 4,300 digits.
 _LONG_NUMBER = b"0" * 1000
-#: Bytes counted by :func:`_structure`: what introduces a value, and flow openers.
-_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b",:-[{\n?*")
 
 
 def _screened(data: bytes) -> bool:
     """``data`` holds none of the forms for the exact reader, and it is within the
     limits (values, depth) without measuring it: the fast reader may take it."""
     # A token at the start of the file starts after a line break, as the rules' lookbehinds
-    # ask: they run on the file and, for its start, on a line break and its first bytes.
+    # ask: they run on the file and, all at once, on a line break and the file's first bytes.
     head = b"\n" + data[:64]
     rare = data.translate(None, _COMMON)
     if rare:
         present = set(rare)
         if not _ALWAYS_EXACT.isdisjoint(present):
             return False
-        rules = {_RARE_RULES[byte] for byte in present}
-        if any(rule.search(data) or rule.search(head) for rule in rules):
+        if any(rule.search(data) for rule in {_RARE_RULES[byte] for byte in present}):
             return False
-    if data.startswith(_LINE_STARTS_AT_0) or any(start in data for start in _LINE_STARTS):
+    if any(rule.search(data) for rule in _COMMON_RULES) or _ANY_RULE.search(head):
         return False
-    if any(rule.search(data) or rule.search(head) for rule in _COMMON_RULES):
-        return False
-    if _LONG_NUMBER in data.translate(_DIGIT_RUNS):
-        return False
-    return _structure_bounded(data)
+    return _shape_bounded(data.translate(_SHAPE, _NOT_SHAPE), data)
 
 
-def _structure_bounded(data: bytes) -> bool:
-    """Nothing in ``data`` can go past :data:`MAX_VALUES` or nest :data:`MAX_DEPTH` deep.
+def _shape_bounded(shape: bytes, data: bytes) -> bool:
+    """Nothing in ``data`` (of which ``shape`` is the shape) can go past the limits:
+    :data:`MAX_VALUES`, :data:`MAX_DEPTH`, a number ruamel refuses for its length.
 
     Every value but the first is introduced by one of ``, : - [ { ? *`` or a line
     break. Each block level below a mapping or list takes a new line at least one column
     further in, or a list at its key's column (two levels for one column); each flow level
-    takes a ``[`` or ``{``."""
-    structure = data.translate(None, _NOT_STRUCTURE)
-    if len(structure) + 1 > MAX_VALUES:
+    takes a ``[`` or ``{``. A run of digits in the shape holds every digit of a number
+    (and maybe more, from what was dropped between them)."""
+    if len(shape) - shape.count(b"0") + 1 > MAX_VALUES or _LONG_NUMBER in shape:
         return False
-    room = (MAX_DEPTH - 3 - structure.count(b"[") - structure.count(b"{")) // 2
+    room = (MAX_DEPTH - 3 - shape.count(b"[") - shape.count(b"{")) // 2
     return room > 0 and b"\n" + b" " * room not in data and not data.startswith(b" " * room)
 
 
@@ -284,7 +288,14 @@ _PREAMBLE = re.compile(rb"(?:[ \t\r]*(?:#[^\n]*)?\n)*(?:[ \t\r]*#[^\n]*\Z)?")
 
 def _fast_documents(data: bytes) -> list[tuple[int, Any]] | None:
     """(line, value) of each document, read by yaml-rs; None when the file is for the exact
-    reader (see :func:`_screened`) or yaml-rs refuses it (the exact reader then says why).
+    reader (see :func:`_screened`) or yaml-rs refuses it (the exact reader then says why)."""
+    read = _fast_read(data)
+    return None if read is None else list(_with_lines(data, *read))
+
+
+def _fast_read(data: bytes) -> tuple[list[int], list[Any]] | None:
+    """(where each document's content starts, its value), read by yaml-rs, or None (see
+    :func:`_fast_documents`).
 
     yaml-rs gives a stream of several documents as a list of them, which a single
     document that is a list also looks like. The ``---`` markers tell them apart: they are
@@ -294,12 +305,11 @@ def _fast_documents(data: bytes) -> list[tuple[int, Any]] | None:
     """
     if yaml_rs is None or not _screened(data):
         return None
-    starts: list[int] = []
     preamble = _PREAMBLE.match(data)
     head = preamble.end() if preamble is not None else 0
+    starts = [match.end() for match in _MARKER.finditer(data, head)]
     if _MARKER.match(data, head) is None and _WHITESPACE_TO_END.match(data, head) is None:
-        starts.append(head)  # a document before the first marker
-    starts.extend(match.end() for match in _MARKER.finditer(data, head))
+        starts.insert(0, head)  # a document before the first marker
     # yaml-rs reads a block scalar that ends the stream with one line break too many; a
     # document-end marker ends it as ruamel does.
     if data.endswith(b"\n"):
@@ -313,22 +323,22 @@ def _fast_documents(data: bytes) -> list[tuple[int, Any]] | None:
     except (yaml_rs.YAMLDecodeError, UnicodeDecodeError, RecursionError):
         return None
     if len(starts) == 1:
-        values = [parsed]
-    elif not starts:
-        if parsed is not None:
-            return None
-        values = []
-    elif type(parsed) is list and len(parsed) == len(starts):
-        values = parsed
-    else:
-        return None
-    documents: list[tuple[int, Any]] = []
+        return starts, [parsed]
+    if not starts:
+        return (starts, []) if parsed is None else None
+    if type(parsed) is list and len(parsed) == len(starts):
+        return starts, parsed
+    return None
+
+
+def _with_lines(data: bytes, starts: list[int], values: list[Any]) -> Iterator[tuple[int, Any]]:
+    """(line, value) of each document, from where its content starts."""
     line, counted = 1, 0
+    count = data.count
     for start, value in zip(starts, values, strict=True):
-        line += data.count(b"\n", counted, start)
+        line += count(b"\n", counted, start)
         counted = start
-        documents.append((line, value))
-    return documents
+        yield line, value
 
 
 class _KeyLines(FileFieldLines):
@@ -366,22 +376,38 @@ def _key_lines(node: yaml.Node | None) -> dict[str, int]:
 # -- a whole file ------------------------------------------------------------------------------
 
 
-def _exact_documents(data: bytes | str) -> list[tuple[int, Any, FieldLines]]:
-    """(line, value, key lines) of each document, read by the exact reader (raises on a
-    bad file)."""
+class _ComposedKeyLines(FileFieldLines):
+    """Key lines the exact reader found while it read the file."""
+
+    __slots__ = ("_documents",)
+
+    def __init__(self, documents: list[dict[str, int]]) -> None:
+        self._documents = documents
+
+    def of(self, index: int) -> dict[str, int]:
+        return self._documents[index] if index < len(self._documents) else {}
+
+
+def _exact_documents(data: bytes | str) -> tuple[list[tuple[int, Any]], FileFieldLines]:
+    """(line, value) of each document, read by the exact reader, and the key lines
+    (raises on a bad file)."""
     if _may_exceed(data):
         _scan_values(data)
-    return [
-        (_line(node) if node is not None else 1, value, _key_lines(node))
-        for node, value in yaml12.documents(data)
-    ]
+    documents: list[tuple[int, Any]] = []
+    key_lines: list[dict[str, int]] = []
+    for node, value in yaml12.documents(data):
+        documents.append((_line(node) if node is not None else 1, value))
+        key_lines.append(_key_lines(node))
+    return documents, _ComposedKeyLines(key_lines)
 
 
-def read_documents(data: bytes | str, *, fast: bool = True) -> list[tuple[int, Any, FieldLines]]:
-    """(line, value, line of each top-level key) of each document of a card file, as
-    fairseq2 reads them. yaml-rs reads the files it reads exactly as ruamel's loader does
-    (``fast=False`` skips it); the exact reader the rest, and every file that fails, so
-    that an error names its line. Raises on a bad file."""
+def read_documents(
+    data: bytes | str, *, fast: bool = True
+) -> tuple[list[tuple[int, Any]], FileFieldLines]:
+    """(line, value) of each document of a card file, as fairseq2 reads them, and the line
+    of each document's top-level keys. yaml-rs reads the files it reads exactly as
+    ruamel's loader does (``fast=False`` skips it); the exact reader the rest, and every
+    file that fails, so that an error names its line. Raises on a bad file."""
     raw: bytes | None = data if isinstance(data, bytes) else None
     if isinstance(data, str):
         try:
@@ -389,14 +415,22 @@ def read_documents(data: bytes | str, *, fast: bool = True) -> list[tuple[int, A
         except UnicodeEncodeError:  # lone surrogates: the exact reader says what is wrong
             raw = None
     if fast and raw is not None:
-        documents = _fast_documents(raw)
-        if documents is not None:
-            lines = _KeyLines(raw)
-            return [(line, value, lines) for line, value in documents]
+        read = _fast_read(raw)
+        if read is not None:
+            return list(_with_lines(raw, *read)), _KeyLines(raw)
     return _exact_documents(data)
 
 
-def _problem_of(exc: BaseException, file: str, source: str) -> Problem:
+def _documents(data: bytes | str) -> tuple[Iterable[tuple[int, Any]], FileFieldLines]:
+    """:func:`read_documents`, the fast reader's documents as they are made."""
+    if isinstance(data, bytes):
+        read = _fast_read(data)
+        if read is not None:
+            return _with_lines(data, *read), _KeyLines(data)
+    return read_documents(data)
+
+
+def _problem_of(exc: BaseException, data: bytes | str, file: str, source: str) -> Problem:
     """The problem a failed parse is, with the line when the error knows it."""
     if isinstance(exc, LimitError):
         return Problem("too-large", f"card file {exc}", source, file, exc.line)
@@ -413,6 +447,10 @@ def _problem_of(exc: BaseException, file: str, source: str) -> Problem:
     if isinstance(exc, RecursionError | MemoryError):
         reason = "is nested too deeply" if isinstance(exc, RecursionError) else "is too large"
         return Problem("too-large", f"card file {reason} to parse", source, file, None)
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(data, bytes):
+        # A byte YAML forbids (invalid UTF-8, a control character): its line, counted here.
+        line = data.count(b"\n", 0, exc.position) + 1
+        return Problem("yaml", f"invalid YAML: {exc}", source, file, line)
     if isinstance(exc, yaml.YAMLError | UnicodeDecodeError):
         return Problem("yaml", f"invalid YAML: {exc}", source, file, None)
     return Problem("yaml", f"cannot parse: {type(exc).__name__}: {exc}", source, file, None)
@@ -432,22 +470,33 @@ def parse_card_file(
         problem = too_large_file(len(data), file, source)
         return FileRecord(file, (), (problem,), version)
     try:
-        documents = read_documents(data)
+        documents, lines = _documents(data)
     except Exception as exc:  # untrusted input: every failure is a problem of this file
-        return FileRecord(file, (), (_problem_of(exc, file, source),), version)
+        return FileRecord(file, (), (_problem_of(exc, data, file, source),), version)
 
     entries: list[CardEntry] = []
     problems: list[Problem] = []
-    for index, (line, document, field_lines) in enumerate(documents):
+    for index, (line, document) in enumerate(documents):
         if document is None:
             continue
+        if type(document) is dict:  # the common case, checked in a few steps
+            name = document.get("name")
+            base = document.get("base")
+            if (
+                type(name) is str
+                and name
+                and "@" not in name
+                and (base is None or (type(base) is str and base and "@" not in base))
+            ):
+                entries.append(new_entry(name + "@", document, file, line, source, index, lines))
+                continue
         made = make_entry(
             document,
             file=file,
             source=source,
             line=line,
             index=index,
-            field_lines=field_lines,
+            field_lines=lines,
             plain=True,
         )
         if isinstance(made, Problem):
@@ -486,16 +535,6 @@ def make_entry(
     """
     if field_lines is None:
         field_lines = {}
-    if plain and type(document) is dict:  # the common case: a card, checked in a few steps
-        raw_name = document.get("name")
-        base = document.get("base")
-        if (
-            type(raw_name) is str
-            and raw_name
-            and "@" not in raw_name
-            and (base is None or (type(base) is str and base and "@" not in base))
-        ):
-            return CardEntry(raw_name + "@", document, file, line, source, index, field_lines)
 
     def problem(kind: str, message: str, at: int, **extra: Any) -> Problem:
         return Problem(kind, message, source, file, at, **extra)

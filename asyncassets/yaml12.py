@@ -506,6 +506,8 @@ class _Builder:
                     f"not a {_node_kind(value_node)}",
                     _line(value_node),
                 )
+            if len(merge) > MAX_VALUES:  # merges of merges grow the pairs geometrically
+                raise too_many(_line(node))
         done = (merge + own, True) if merge else (own, seen_merge)
         self.merged[key] = done
         return done

@@ -2,7 +2,8 @@
 
 Generates bench/lookup.py's folder (10,000 cards in 500 files, from the fairseq2 corpus),
 then measures side by side in one run, the contenders alternating over ``--rounds``
-rounds (medians compared; the page cache warm for all):
+rounds (medians compared), each load in a fresh process (a cold start is one; a heap left
+by another contender would skew the garbage collector's cost), the page cache warm:
 
 - **libyaml floor**: read every file and ``yaml.load_all`` it with PyYAML's
   ``CSafeLoader`` (C parser, C composer): the cost of parsing the bytes and nothing else;
@@ -29,6 +30,7 @@ import asyncio
 import gc
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,6 +124,36 @@ def timed(run: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def child(contender: str, root: Path) -> float:
+    """One timed load by ``contender``, in this (fresh) process: seconds."""
+    files = list(card_files(root))
+    for path in files:  # the page cache warm, as for every contender
+        path.read_bytes()
+    gc.collect()
+    if contender == "floor":
+        return timed(lambda: libyaml_floor(files))
+    if contender == "fairseq2":
+        _, load_all = fairseq2_reader()
+        return timed(lambda: fairseq2_load(files, load_all))
+    loop = asyncio.new_event_loop()
+    elapsed, store = loop.run_until_complete(asyncassets_cold_load(root))
+    loop.run_until_complete(store.aclose())
+    return elapsed
+
+
+def in_fresh_process(contender: str, root: Path) -> float:
+    """A cold start is a fresh process: each load runs in one, so that no contender meets
+    a heap the others left behind."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", contender, str(root)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     log: Callable[[str], None] = (lambda _: None) if args.json else print
     generated = generate_store(root, files=args.files, cards=args.cards, seed=0)
@@ -131,34 +163,20 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         f"generated {len(generated.names):,} cards ({generated.documents:,} documents, "
         f"{size / 1e6:.1f} MB) in {len(files)} files under {root}"
     )
-    for path in files:  # warm the page cache once: every contender reads from memory
-        path.read_bytes()
-    label, load_all = fairseq2_reader()
-    loop = asyncio.new_event_loop()
-
-    def ours() -> float:
-        gc.collect()
-        elapsed, store = loop.run_until_complete(asyncassets_cold_load(root))
-        loop.run_until_complete(store.aclose())
-        return elapsed
-
+    label, _ = fairseq2_reader()
     times: dict[str, list[float]] = {"floor": [], "fairseq2": [], "asyncassets": []}
     for round_ in range(args.rounds):
-        # Alternate the order, so that drift and the heap's state hit every side alike.
+        # Alternate the order, so that drift hits every side alike.
         order = ["floor", "asyncassets", "fairseq2"]
         if round_ % 2:
             order.reverse()
         for name in order:
-            if name == "floor":
-                times[name].append(timed(lambda: libyaml_floor(files)))
-            elif name == "fairseq2":
-                times[name].append(timed(lambda: fairseq2_load(files, load_all)))
-            else:
-                times[name].append(ours())
+            times[name].append(in_fresh_process(name, root))
         log(
             f"round {round_ + 1}: floor {times['floor'][-1]:.3f} s, asyncassets "
             f"{times['asyncassets'][-1]:.3f} s, fairseq2 {times['fairseq2'][-1]:.2f} s"
         )
+    loop = asyncio.new_event_loop()
 
     # Warm lookups: the store's resolved-card cache warm, as a service's is.
     _, store = loop.run_until_complete(asyncassets_cold_load(root))
@@ -215,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=1000, help="names in the warm sample")
     parser.add_argument("--calls", type=int, default=100_000, help="warm calls per round")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--child", nargs=2, metavar=("CONTENDER", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        print(child(args.child[0], Path(args.child[1])))
+        return 0
     with tempfile.TemporaryDirectory(prefix="asyncassets-reading-") as tmp:
         result = run(args, Path(tmp))
     if args.json:

@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from asyncassets.parsing import FieldLines, _fast_documents, parse_card_file, read_documents
-from asyncassets.snapshot import FileFieldLines
+from asyncassets.parsing import _fast_documents, parse_card_file, read_documents
 
 sys_path = Path(__file__).parent / "data"
 import sys  # noqa: E402
@@ -47,7 +46,7 @@ def test_the_table_is_big_enough_and_covers_every_kind_of_form() -> None:
 
 
 def _read(text: str, *, fast: bool) -> Any:
-    return [encode(value) for _, value, _ in read_documents(text.encode(), fast=fast)]
+    return [encode(value) for _, value in read_documents(text.encode(), fast=fast)[0]]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -117,8 +116,8 @@ def test_the_fast_reader_reads_each_form_it_takes_as_fairseq2(case: dict[str, An
         return  # the exact reader's case, checked above
     assert not isinstance(expect, dict), f"ruamel refuses this file: {expect}"
     assert [encode(value) for _, value in documents] == expect, case["note"]
-    exact = read_documents(case["yaml"].encode(), fast=False)
-    lines = [line for line, value, _ in exact if value is not None]
+    exact, _ = read_documents(case["yaml"].encode(), fast=False)
+    lines = [line for line, value in exact if value is not None]
     assert [line for line, value in documents if value is not None] == lines
 
 
@@ -155,18 +154,20 @@ def test_a_duplicate_key_names_the_file_line_and_key(case: dict[str, Any]) -> No
 
 def test_field_lines_of_the_fast_reader_match_the_exact_reader() -> None:
     text = b"# licence\n---\nname: a\nbase: b\n\nlr: 1e-4\n---\nname: c\nconfig:\n  x: 1\n"
-    fast = read_documents(text)
-    exact = read_documents(text, fast=False)
-    assert all(isinstance(lines, FileFieldLines) for _, _, lines in fast)
-    fast_lines = [_of(lines, index) for index, (_, _, lines) in enumerate(fast)]
-    assert fast_lines == [_of(lines, index) for index, (_, _, lines) in enumerate(exact)]
-    assert fast_lines[0] == {"name": 3, "base": 4, "lr": 6}
+    fast_documents, fast = read_documents(text)
+    exact_documents, exact = read_documents(text, fast=False)
+    assert (
+        fast_documents
+        == exact_documents
+        == [
+            (3, {"name": "a", "base": "b", "lr": 0.0001}),
+            (8, {"name": "c", "config": {"x": 1}}),
+        ]
+    )
+    assert [fast.of(i) for i in range(2)] == [exact.of(i) for i in range(2)]
+    assert fast.of(0) == {"name": 3, "base": 4, "lr": 6}
     record = parse_card_file(text, file="/cards/x.yaml", source="test")
     assert [entry.field_line("lr") for entry in record.entries] == [6, 8]  # 8: its start
-
-
-def _of(lines: FieldLines, index: int) -> dict[str, int]:
-    return dict(lines.of(index) if isinstance(lines, FileFieldLines) else lines)
 
 
 # -- the two readers agree on every number-like plain scalar --------------------------------------
@@ -183,7 +184,7 @@ def _both(text: str) -> tuple[Any, Any] | None:
     if fast is None:
         return None
     try:
-        exact = [value for _, value, _ in read_documents(text.encode(), fast=False)]
+        exact = [value for _, value in read_documents(text.encode(), fast=False)[0]]
     except Exception as exc:
         return [v for _, v in fast], type(exc).__name__
     return [encode(v) for _, v in fast], [encode(v) for v in exact]
