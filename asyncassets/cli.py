@@ -95,19 +95,24 @@ def silence(stream: TextIO) -> None:
 
 
 def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; VALUE is read as YAML (so ``true``, ``10`` and ``{a: 1}``
-    work); a dotted KEY nests (``client_kwargs.endpoint_url=...``)."""
-    import yaml
+    """``KEY=VALUE`` pairs; VALUE is read as YAML, as card files are (so ``true``, ``10``
+    and ``{a: 1}`` work, and ``yes`` is a string); a dotted KEY nests
+    (``client_kwargs.endpoint_url=...``)."""
+    from asyncassets.parsing import read_documents
 
     options: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--storage-option wants KEY=VALUE, not {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
+        value: Any = raw
+        if raw:
+            try:
+                documents, _ = read_documents(raw.encode())
+            except Exception:  # not YAML: the text as it is
+                documents = []
+            if len(documents) == 1:
+                value = documents[0][1]
         target = options
         *parents, leaf = key.split(".")
         for parent in parents:

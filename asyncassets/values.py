@@ -4,7 +4,7 @@ on the way out. Pure: no I/O.
 The store keeps each parsed value once and never mutates it; every value handed to a caller
 (``card.metadata``, ``field.value``, ``to_dict()``, ``get_metadata``) is a fresh deep copy
 made by :func:`copy_value`, so callers own what they get: ``json.dumps``, ``pickle`` and
-``copy.deepcopy`` work on it, it compares equal to what ``yaml.safe_load`` returns, and
+``copy.deepcopy`` work on it, it compares equal to what fairseq2's loader returns, and
 mutating it never changes the store. Scalars (str, int, float, bool, None, dates) are
 immutable and shared as they are.
 """

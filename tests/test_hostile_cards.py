@@ -130,6 +130,12 @@ REJECTED = [
     _case("mapping_as_mapping_key", SYNTAX, lambda: b"name: hostile\n? {a: b}\n: 1\n"),
     _case("merge_of_a_scalar", SYNTAX, lambda: b"name: hostile\nx:\n  <<: 1\n"),
     _case("syntax_error", SYNTAX, lambda: b"name: hostile\nx: [unclosed\n"),
+    # fairseq2 refuses a file with a duplicate key, at any depth: so do we, never "last wins"
+    _case("duplicate_key", SYNTAX, lambda: b"name: hostile\nmodel_family: a\nmodel_family: b\n"),
+    _case("duplicate_nested_key", SYNTAX, lambda: b"name: hostile\nc:\n  d:\n    x: 1\n    x: 2\n"),
+    _case("duplicate_key_in_flow", SYNTAX, lambda: b"name: hostile\nx: [{a: 1, a: 1}]\n"),
+    # merges of merges: each level doubles the pairs, never built past the value limit
+    _case("merge_doubling", LIMIT, lambda: merge_doubling(40)),
     _case("invalid_utf8", SYNTAX, lambda: b"name: hostile\nx: caf\xc3\x28\xff\n"),
     _case("nul_bytes", SYNTAX, lambda: b"name: hostile\nx: a\x00b\n"),
 ]
@@ -140,6 +146,14 @@ WITHIN_LIMITS = [
     _case("7_mib_scalar", frozenset(), lambda: b"name: big\nvalue: " + b"v" * (7 * 2**20) + b"\n"),
     _case("1_mib_explicit_key", frozenset(), lambda: b"name: big\n? " + b"k" * 2**20 + b"\n: v\n"),
 ]
+
+
+def merge_doubling(levels: int) -> bytes:
+    """Each mapping merges the previous one twice over: 2**levels pairs if flattened."""
+    lines = [b"name: hostile", b"m0: &m0 {k0: 0}"]
+    for i in range(1, levels):
+        lines.append(b"m%d: &m%d {<<: [*m%d, *m%d], k%d: %d}" % (i, i, i - 1, i - 1, i, i))
+    return b"\n".join(lines) + b"\n"
 
 
 def url(path: Path) -> str:
