@@ -29,6 +29,7 @@ import yaml.scanner
 __all__ = [
     "MAX_DEPTH",
     "MAX_VALUES",
+    "READERS",
     "DuplicateKeyError",
     "LimitError",
     "YamlValueError",
@@ -606,14 +607,26 @@ def _kind(value: Any) -> str:
 PURE_MAX_BYTES = 256 * 2**10
 
 
-def _loader(data: bytes | str) -> Any:
-    if isinstance(data, bytes):
-        has_directive, has_tab = b"%" in data, b"\t" in data
-    else:
-        has_directive, has_tab = "%" in data, "\t" in data
-    if has_tab and len(data) <= PURE_MAX_BYTES:
+#: The composers :func:`documents` picks from (``reader=``; tests run each on the table).
+READERS = ("libyaml", "events", "pure")
+
+
+def _loader(data: bytes | str, reader: str | None = None) -> Any:
+    """libyaml's parser and composer; libyaml's events composed in Python when the stream
+    has a directive; PyYAML's pure-Python scanner when it has a tab (and is a card file's
+    size). ``reader`` forces one."""
+    if reader is None:
+        if isinstance(data, bytes):
+            has_directive, has_tab = b"%" in data, b"\t" in data
+        else:
+            has_directive, has_tab = "%" in data, "\t" in data
+        if has_tab and len(data) <= PURE_MAX_BYTES:
+            reader = "pure"
+        else:
+            reader = "events" if has_directive else "libyaml"
+    if reader == "pure":
         return _PureLoader(data)
-    return _VersionedLoader(data) if has_directive else _Loader(data)
+    return _VersionedLoader(data) if reader == "events" else _Loader(data)
 
 
 def document_nodes(data: bytes | str) -> list[yaml.Node | None]:
@@ -628,11 +641,14 @@ def document_nodes(data: bytes | str) -> list[yaml.Node | None]:
         loader.dispose()
 
 
-def documents(data: bytes | str) -> Iterator[tuple[yaml.Node | None, Any]]:
+def documents(
+    data: bytes | str, reader: str | None = None
+) -> Iterator[tuple[yaml.Node | None, Any]]:
     """(node, value) per document of ``data``, in order (``(None, None)`` for an empty one),
     within the limits. Raises :class:`LimitError`, :class:`YamlValueError` (duplicate keys
-    among them), ``yaml.YAMLError`` or ``UnicodeDecodeError`` on a bad file."""
-    loader = _loader(data)
+    among them), ``yaml.YAMLError`` or ``UnicodeDecodeError`` on a bad file. ``reader``
+    forces one of :data:`READERS`."""
+    loader = _loader(data, reader)
     total = 0
     try:
         while loader.check_node():

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from asyncassets import yaml12
 from asyncassets.parsing import _fast_documents, parse_card_file, read_documents
 
 sys_path = Path(__file__).parent / "data"
@@ -57,6 +58,36 @@ def test_the_exact_reader_reads_each_form_as_fairseq2(case: dict[str, Any]) -> N
             read_documents(case["yaml"].encode(), fast=False)
     else:
         assert _read(case["yaml"], fast=False) == expect, case["note"]
+
+
+def _composed(text: str, reader: str) -> Any:
+    return [encode(value) for _, value in yaml12.documents(text.encode(), reader)]
+
+
+def _for_reader(case: dict[str, Any], reader: str) -> bool:
+    """The cases a composer is for: libyaml's parser takes the tabs ruamel refuses (the
+    exact reader sends files with a tab to the pure-Python one), and its own composer knows
+    no ``%YAML`` version (those go to the events composer). The pure one takes them all."""
+    text = case["yaml"]
+    if reader == "pure":
+        return True
+    return "\t" not in text and (reader == "events" or "%" not in text)
+
+
+@pytest.mark.parametrize("reader", yaml12.READERS)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_each_composer_of_the_exact_reader_reads_each_form_as_fairseq2(
+    case: dict[str, Any], reader: str
+) -> None:
+    if not _for_reader(case, reader):
+        assert "%" in case["yaml"] or "\t" in case["yaml"]
+        return
+    expect = case["expect"]
+    if isinstance(expect, dict):
+        with pytest.raises(Exception):  # noqa: B017 (any refusal)
+            _composed(case["yaml"], reader)
+    else:
+        assert _composed(case["yaml"], reader) == expect, case["note"]
 
 
 #: Cases the fast reader must take itself (not hand to the exact reader): the everyday
