@@ -41,7 +41,7 @@ class CardIndex:
         if self._merged is None:
             merged: dict[str, CardEntry] = {}
             for snapshot in reversed(self.snapshots):
-                merged.update((e.name, e) for e in snapshot.entries())
+                merged.update(snapshot.winners)
             self._merged = merged
         return self._merged
 

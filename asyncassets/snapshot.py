@@ -147,30 +147,42 @@ def _sort_key(entry: CardEntry) -> tuple[str, int]:
 
 
 class Snapshot:
-    """Immutable index of one provider's cards. Build with :meth:`build`."""
+    """Immutable index of one provider's cards. Build with :meth:`build`.
 
-    __slots__ = ("_by_name", "_files", "_rejected", "source")
+    ``_winners`` maps each canonical name to its winning entry; ``_more`` holds every
+    definition, winner first, of the few names defined more than once.
+    """
+
+    __slots__ = ("_files", "_more", "_rejected", "_winners", "source")
 
     def __init__(
         self,
         source: str,
         files: dict[str, FileRecord],
-        by_name: dict[str, tuple[CardEntry, ...]],
+        winners: dict[str, CardEntry],
+        more: dict[str, tuple[CardEntry, ...]] | None = None,
     ) -> None:
         self.source = source
         self._files = files
-        self._by_name = by_name
+        self._winners = winners
+        self._more = more or {}
         self._rejected: dict[str, Problem] | None = None
 
     @classmethod
     def build(cls, source: str, records: Iterable[FileRecord]) -> Snapshot:
         """Index ``records``. A name defined twice: the first file in path order wins."""
         files = {r.file: r for r in sorted(records, key=lambda r: r.file)}
-        by_name: dict[str, list[CardEntry]] = {}
+        winners: dict[str, CardEntry] = {}
+        more: dict[str, list[CardEntry]] = {}
         for record in files.values():
             for entry in record.entries:
-                by_name.setdefault(entry.name, []).append(entry)
-        return cls(source, files, {k: tuple(v) for k, v in by_name.items()})
+                name = entry.name
+                winner = winners.get(name)
+                if winner is None:
+                    winners[name] = entry
+                else:
+                    more.setdefault(name, [winner]).append(entry)
+        return cls(source, files, winners, {k: tuple(v) for k, v in more.items()})
 
     @classmethod
     def empty(cls, source: str) -> Snapshot:
@@ -180,26 +192,38 @@ class Snapshot:
 
     def get(self, name: str) -> CardEntry | None:
         """The winning entry for canonical ``name``, or None."""
-        entries = self._by_name.get(name)
-        return entries[0] if entries else None
+        return self._winners.get(name)
+
+    def definitions(self, name: str) -> tuple[CardEntry, ...]:
+        """Every entry that defines ``name``, the winner first."""
+        more = self._more.get(name)
+        if more is not None:
+            return more
+        winner = self._winners.get(name)
+        return () if winner is None else (winner,)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._by_name
+        return name in self._winners
 
     def __len__(self) -> int:
-        return len(self._by_name)
+        return len(self._winners)
 
     @property
     def names(self) -> frozenset[str]:
-        return frozenset(self._by_name)
+        return frozenset(self._winners)
 
     @property
     def files(self) -> Mapping[str, FileRecord]:
         return self._files
 
+    @property
+    def winners(self) -> Mapping[str, CardEntry]:
+        """The winning entry of each canonical name."""
+        return self._winners
+
     def entries(self) -> Iterable[CardEntry]:
         """Winning entries, one per canonical name."""
-        return (entries[0] for entries in self._by_name.values())
+        return self._winners.values()
 
     def rejected(self, name: str) -> Problem | None:
         """Why a document that meant to define ``name`` was left out, if one was."""
@@ -216,9 +240,7 @@ class Snapshot:
     def problems(self) -> list[Problem]:
         """Parse problems of every file, then every name defined twice in this provider."""
         found = [p for record in self._files.values() for p in record.problems]
-        for name, entries in self._by_name.items():
-            if len(entries) < 2:
-                continue
+        for name, entries in self._more.items():
             first = entries[0]
             for other in entries[1:]:
                 found.append(
@@ -245,30 +267,42 @@ class Snapshot:
         only the names the changed files touch are re-sorted.
         """
         files = dict(self._files)
-        by_name = dict(self._by_name)
+        winners = dict(self._winners)
+        more = dict(self._more)
+
+        def definitions(name: str) -> tuple[CardEntry, ...]:
+            if name in more:
+                return more[name]
+            return (winners[name],) if name in winners else ()
+
+        def define(name: str, entries: tuple[CardEntry, ...]) -> None:
+            more.pop(name, None)
+            if not entries:
+                winners.pop(name, None)
+                return
+            winners[name] = entries[0]
+            if len(entries) > 1:
+                more[name] = entries
+
         touched: set[str] = set()
         for path, record in changed.items():
             old = files.pop(path, None)
             if old is not None:
                 for entry in old.entries:
                     touched.add(entry.name)
-                    remaining = tuple(e for e in by_name.get(entry.name, ()) if e.file != path)
-                    if remaining:
-                        by_name[entry.name] = remaining
-                    else:
-                        by_name.pop(entry.name, None)
+                    define(entry.name, tuple(e for e in definitions(entry.name) if e.file != path))
             if record is not None:
                 files[path] = record
                 for entry in record.entries:
                     touched.add(entry.name)
-                    by_name[entry.name] = (*by_name.get(entry.name, ()), entry)
+                    define(entry.name, (*definitions(entry.name), entry))
         for name in touched:
-            entries = by_name.get(name)
-            if entries and len(entries) > 1:
-                by_name[name] = tuple(sorted(entries, key=_sort_key))
+            entries = definitions(name)
+            if len(entries) > 1:
+                define(name, tuple(sorted(entries, key=_sort_key)))
         if any(path not in self._files for path in changed):
             files = dict(sorted(files.items()))
-        new = Snapshot(self.source, files, by_name)
+        new = Snapshot(self.source, files, winners, more)
         diff = diff_names(self, new, touched)
         return new, SnapshotDiff(diff.added, diff.modified, diff.removed, frozenset(changed))
 
