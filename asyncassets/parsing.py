@@ -209,26 +209,35 @@ _COMMON = bytes(b for b in range(256) if b not in _RARE)
 _COMMON_RULES = (
     # an underscore where ruamel's number differs from yaml-rs': leading ("_1", "-_"; not
     # "_set_", a string to both), in
-    # an exponent ("1e_1", "1E3_", "1e+10_"), or a radix prefix with no digit ("0o_")
+    # an exponent ("1e_1", "1E3_", "1e+10_", "1e30101_0"), or a radix prefix with no digit
+    # ("0o_")
     re.compile(
         rb"_(?<=[\s\[{,+\-.0-9eExob]_)"  # most underscores stop here: after a letter
         rb"(?:(?<=" + _TOKEN_START + rb"_)(?=[_.0-9])|(?<=" + _TOKEN_START + rb"[-+]_)"
         rb"|(?<=[0-9.][eE]_)|(?<=[eE][-+]_)|(?<=[eE][0-9]_)|(?<=[eE][-+0-9][0-9]_)"
-        rb"|(?<=[eE][-+0-9][0-9][0-9]_)|(?<=[eE][-+0-9][0-9][0-9][0-9]_)|(?<=0[xob]_))"
+        rb"|(?<=[eE][-+0-9][0-9][0-9]_)|(?<=[eE][-+0-9][0-9][0-9][0-9]_)|(?<=0[xob]_)"
+        rb"|(?<=[0-9][0-9][0-9][0-9][0-9]_))"  # a longer exponent, or any 5 digits
     ),
     # a number with a leading dot (".5e3" is a string to ruamel, "._" an error)
     re.compile(rb"\.(?:(?<=" + _TOKEN_START + rb"\.)|(?<=" + _TOKEN_START + rb"[-+]\.))[0-9_]"),
-    # ":" starting a token or right before a flow indicator ("[a:]", "{: x}")
-    re.compile(rb":(?:(?<=" + _TOKEN_START + rb":)|(?=[,\]}]))"),
-    # "- -" (a list nested on its parent's line, which the depth bound does not count),
-    # a date (ruamel makes it a date; kept off the fast reader)
-    re.compile(rb"-(?:[ \t]+-(?!\S)|(?<=[0-9]{4}-)[0-9])"),
+    # "- -" (a list nested on its parent's line, which the depth bound does not count;
+    # a tab sends the file to the exact reader anyway)
+    re.compile(rb"- +-(?!\S)"),
     # "..." ending a document (the document count below does not see it)
     re.compile(rb"\.\.\.(?<![^\n]\.\.\.)"),
 )
+#: Rules for files with a flow collection (``[`` or ``{``): a ":" starting a token or
+#: right before a flow indicator ("[:, x]", "[a:]"; in block context yaml-rs and ruamel
+#: agree on those).
+_FLOW_RULES = (re.compile(rb":(?:(?<=" + _TOKEN_START + rb":)|(?=[,\]}]))"),)
+#: A date, for the first bytes of a file (the shape's test needs no lookbehind).
+_DATE_RULE = re.compile(rb"[0-9]{4}-[0-9]")
 #: Every rule at once, for the first bytes of a file.
 _ANY_RULE = re.compile(
-    b"|".join(rule.pattern for rule in (*_RARE_RULES.values(), *_COMMON_RULES)), re.M
+    b"|".join(
+        rule.pattern for rule in (*_RARE_RULES.values(), *_COMMON_RULES, *_FLOW_RULES, _DATE_RULE)
+    ),
+    re.M,
 )
 #: A file's shape, in one ``bytes.translate``: digits and ``_`` as ``0``, the bytes that
 #: introduce a value (``, : - [ { ? *`` and line breaks) as they are, the rest dropped.
@@ -239,6 +248,7 @@ _NOT_SHAPE = bytes(
 )
 #: A number longer than a card's: ruamel refuses an int past Python's 4,300 digits.
 _LONG_NUMBER = b"0" * 1000
+_DATE = b"0000-0"
 
 
 def _screened(data: bytes) -> bool:
@@ -254,9 +264,14 @@ def _screened(data: bytes) -> bool:
             return False
         if any(rule.search(data) for rule in {_RARE_RULES[byte] for byte in present}):
             return False
-    if any(rule.search(data) for rule in _COMMON_RULES) or _ANY_RULE.search(head):
+    shape = data.translate(_SHAPE, _NOT_SHAPE)
+    # A date (ruamel makes it a date; kept off the fast reader): four digits, a dash, a
+    # digit, in the shape (where letters between digits are gone: now and then a name
+    # that is no date takes the exact reader too).
+    if not _shape_bounded(shape, data) or _DATE in shape:
         return False
-    return _shape_bounded(data.translate(_SHAPE, _NOT_SHAPE), data)
+    rules = _COMMON_RULES + _FLOW_RULES if b"[" in shape or b"{" in shape else _COMMON_RULES
+    return not any(rule.search(data) for rule in rules) and _ANY_RULE.search(head) is None
 
 
 def _shape_bounded(shape: bytes, data: bytes) -> bool:

@@ -236,6 +236,57 @@ def test_the_readers_agree_on_random_number_like_scalars() -> None:
     assert taken > 20_000  # most forms are the fast reader's
 
 
+_ATOMS = [
+    *("a", "b c", "1", "-1", "1.5", "1e3", "1e-4", "0x1F", "0o7", "010", ".5", "1_0", "1:30"),
+    *("true", "no", "on", "~", "null", "Yes", "NULL", "''", "'x y'", '"q\\n"', "x:y", "a#b"),
+    *("x-y", "http://h/p", "../p", "\u00e9", "llama3_8b", "s3://b/k", "hg://o/r", "_set_"),
+    *(":", ",", "[", "]", "{", "}", "-", "?", "|", ">", "'", '"', "#c", "%", "@", "=", "..."),
+]
+
+
+def _document(rng: random.Random, indent: int = 0, depth: int = 0) -> list[str]:
+    def scalar() -> str:
+        return "".join(rng.choice(_ATOMS) for _ in range(rng.randint(1, 3)))
+
+    def flow(level: int = 0) -> str:
+        if level > 2 or rng.random() < 0.5:
+            return scalar()
+        if rng.random() < 0.5:
+            return "[" + ", ".join(flow(level + 1) for _ in range(rng.randint(0, 3))) + "]"
+        items = (f"{scalar()}: {flow(level + 1)}" for _ in range(rng.randint(0, 3)))
+        return "{" + ", ".join(items) + "}"
+
+    lines = []
+    pad = " " * indent
+    for _ in range(rng.randint(1, 4)):
+        key, roll = scalar(), rng.random()
+        if depth < 3 and roll < 0.25:
+            lines.append(f"{pad}{key}:")
+            lines.extend(_document(rng, indent + rng.choice([1, 2, 4]), depth + 1))
+        elif depth < 3 and roll < 0.4:
+            lines.append(f"{pad}{key}:")
+            lines.extend(f"{pad}{rng.choice(['', '  '])}- {flow()}" for _ in range(2))
+        elif roll < 0.5:
+            lines.append(f"{pad}{key}: |{rng.choice(['', '-', '+', '2'])}")
+            lines.extend(" " * (indent + rng.choice([1, 2, 3])) + scalar() for _ in range(2))
+        else:
+            lines.append(f"{pad}{key}: {flow()}{rng.choice(['', ' # c'])}")
+    return lines
+
+
+def test_the_readers_agree_on_random_documents() -> None:
+    rng = random.Random(4)
+    taken = 0
+    for _ in range(6000):
+        text = "\n---\n".join("\n".join(_document(rng)) for _ in range(rng.randint(1, 2)))
+        text += rng.choice(["\n", "", "\n\n"])
+        both = _both(text)
+        if both is not None:
+            taken += 1
+            assert both[0] == both[1], text
+    assert taken > 150  # the rest holds forms for the exact reader, or is no YAML
+
+
 def test_yaml_rs_is_the_fast_reader_here() -> None:
     # The fast reader is an accelerator: without yaml-rs every file takes the exact one.
     # CI installs it, so the fast path above is really exercised.

@@ -113,6 +113,7 @@ SCALARS: list[tuple[str, str, str]] = [
     ("float-underscore", "685.230_15e+03", "ruamel drops the underscores"),
     ("float-exp-underscore", "1e_1", "ruamel: a string"),
     ("float-exp-trailing-underscore", "1E3_", "ruamel: a string"),
+    ("float-long-exp-underscore", "1e30101_0", "ruamel: a string (yaml-rs: inf)"),
     ("float-zero-exp", "0e0", ""),
     ("float-huge", "1e400", "overflows to inf"),
     ("float-tiny", "1e-400", "underflows to 0.0"),
