@@ -225,18 +225,16 @@ _COMMON_RULES = (
     re.compile(rb"- +-(?!\S)"),
     # "..." ending a document (the document count below does not see it)
     re.compile(rb"\.\.\.(?<![^\n]\.\.\.)"),
+    # a date (ruamel makes it a date; kept off the fast reader)
+    re.compile(rb"-(?<=[0-9]{4}-)[0-9]"),
 )
 #: Rules for files with a flow collection (``[`` or ``{``): a ":" starting a token or
 #: right before a flow indicator ("[:, x]", "[a:]"; in block context yaml-rs and ruamel
 #: agree on those).
 _FLOW_RULES = (re.compile(rb":(?:(?<=" + _TOKEN_START + rb":)|(?=[,\]}]))"),)
-#: A date, for the first bytes of a file (the shape's test needs no lookbehind).
-_DATE_RULE = re.compile(rb"[0-9]{4}-[0-9]")
 #: Every rule at once, for the first bytes of a file.
 _ANY_RULE = re.compile(
-    b"|".join(
-        rule.pattern for rule in (*_RARE_RULES.values(), *_COMMON_RULES, *_FLOW_RULES, _DATE_RULE)
-    ),
+    b"|".join(rule.pattern for rule in (*_RARE_RULES.values(), *_COMMON_RULES, *_FLOW_RULES)),
     re.M,
 )
 #: A file's shape, in one ``bytes.translate``: digits and ``_`` as ``0``, the bytes that
@@ -248,7 +246,6 @@ _NOT_SHAPE = bytes(
 )
 #: A number longer than a card's: ruamel refuses an int past Python's 4,300 digits.
 _LONG_NUMBER = b"0" * 1000
-_DATE = b"0000-0"
 
 
 def _screened(data: bytes) -> bool:
@@ -265,10 +262,7 @@ def _screened(data: bytes) -> bool:
         if any(rule.search(data) for rule in {_RARE_RULES[byte] for byte in present}):
             return False
     shape = data.translate(_SHAPE, _NOT_SHAPE)
-    # A date (ruamel makes it a date; kept off the fast reader): four digits, a dash, a
-    # digit, in the shape (where letters between digits are gone: now and then a name
-    # that is no date takes the exact reader too).
-    if not _shape_bounded(shape, data) or _DATE in shape:
+    if not _shape_bounded(shape, data):
         return False
     rules = _COMMON_RULES + _FLOW_RULES if b"[" in shape or b"{" in shape else _COMMON_RULES
     return not any(rule.search(data) for rule in rules) and _ANY_RULE.search(head) is None

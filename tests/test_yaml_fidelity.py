@@ -292,3 +292,12 @@ def test_yaml_rs_is_the_fast_reader_here() -> None:
     # CI installs it, so the fast path above is really exercised.
     assert _fast_documents(b"name: a\n") == [(1, {"name": "a"})]
     assert yaml.__with_libyaml__
+
+
+def test_the_fast_reader_takes_the_fairseq2_corpus(corpus_dir: Path) -> None:
+    # Speed is the fast reader's whole point: the screen must not send everyday card files
+    # to the exact reader (a rule too broad once sent a fifth of bench/lookup.py's files).
+    files = sorted((corpus_dir / "fairseq2-cards").rglob("*.yaml"))
+    taken = [path.name for path in files if _fast_documents(path.read_bytes()) is not None]
+    assert len(files) >= 20
+    assert len(taken) >= len(files) - 2, sorted({p.name for p in files} - set(taken))
