@@ -215,7 +215,8 @@ _COMMON_RULES = (
         rb"_(?<=[\s\[{,+\-.0-9eExob]_)"  # most underscores stop here: after a letter
         rb"(?:(?<=" + _TOKEN_START + rb"_)(?=[_.0-9])|(?<=" + _TOKEN_START + rb"[-+]_)"
         rb"|(?<=[0-9.][eE]_)|(?<=[eE][-+]_)|(?<=[eE][0-9]_)|(?<=[eE][-+0-9][0-9]_)"
-        rb"|(?<=[eE][-+0-9][0-9][0-9]_)|(?<=[eE][-+0-9][0-9][0-9][0-9]_)|(?<=0[xob]_)"
+        rb"|(?<=[eE][-+0-9][0-9][0-9]_)|(?<=[eE][-+0-9][0-9][0-9][0-9]_)"
+        rb"|(?<=" + _TOKEN_START + rb"0[xob]_)|(?<=" + _TOKEN_START + rb"[-+]0[xob]_)"
         rb"|(?<=[0-9][0-9][0-9][0-9][0-9]_))"  # a longer exponent, or any 5 digits
     ),
     # a number with a leading dot (".5e3" is a string to ruamel, "._" an error)
