@@ -495,10 +495,12 @@ def parse_card_file(
             if (
                 type(name) is str
                 and name
-                and "@" not in name
+                and name[0] != "@"
+                and name.count("@") < 2
                 and (base is None or (type(base) is str and base and "@" not in base))
-            ):
-                entries.append(new_entry(name + "@", document, file, line, source, index, lines))
+            ):  # "foo" is canonically "foo@"; "foo@env" and "foo@" are canonical already
+                canonical = name if "@" in name else name + "@"
+                entries.append(new_entry(canonical, document, file, line, source, index, lines))
                 continue
         made = make_entry(
             document,
