@@ -8,6 +8,7 @@ the whole file (a file in the middle of an edit must not half-apply).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -343,12 +344,14 @@ def _fast_read(data: bytes) -> tuple[list[int], list[Any]] | None:
 
 def _with_lines(data: bytes, starts: list[int], values: list[Any]) -> Iterator[tuple[int, Any]]:
     """(line, value) of each document, from where its content starts."""
-    line, counted = 1, 0
+    return zip(_lines_at(data, starts), values, strict=True)
+
+
+def _lines_at(data: bytes, starts: list[int]) -> list[int]:
+    """The line of each of ``starts`` (offsets, in order)."""
     count = data.count
-    for start, value in zip(starts, values, strict=True):
-        line += count(b"\n", counted, start)
-        counted = start
-        yield line, value
+    breaks = [count(b"\n", before, at) for before, at in itertools.pairwise([0, *starts])]
+    return list(itertools.accumulate(breaks, initial=1))[1:]
 
 
 class _KeyLines(FileFieldLines):
@@ -431,13 +434,15 @@ def read_documents(
     return _exact_documents(data)
 
 
-def _documents(data: bytes | str) -> tuple[Iterable[tuple[int, Any]], FileFieldLines]:
-    """:func:`read_documents`, the fast reader's documents as they are made."""
+def _documents(data: bytes | str) -> tuple[list[int], list[Any], FileFieldLines]:
+    """:func:`read_documents` as two lists: each document's line, and its value."""
     if isinstance(data, bytes):
         read = _fast_read(data)
         if read is not None:
-            return _with_lines(data, *read), _KeyLines(data)
-    return read_documents(data)
+            starts, values = read
+            return _lines_at(data, starts), values, _KeyLines(data)
+    documents, lines = read_documents(data)
+    return [line for line, _ in documents], [value for _, value in documents], lines
 
 
 def _problem_of(exc: BaseException, data: bytes | str, file: str, source: str) -> Problem:
@@ -480,15 +485,16 @@ def parse_card_file(
         problem = too_large_file(len(data), file, source)
         return FileRecord(file, (), (problem,), version)
     try:
-        documents, lines = _documents(data)
+        line_numbers, documents, lines = _documents(data)
     except Exception as exc:  # untrusted input: every failure is a problem of this file
         return FileRecord(file, (), (_problem_of(exc, data, file, source),), version)
 
     entries: list[CardEntry] = []
     problems: list[Problem] = []
-    for index, (line, document) in enumerate(documents):
+    for index, document in enumerate(documents):
         if document is None:
             continue
+        line = line_numbers[index]
         if type(document) is dict:  # the common case, checked in a few steps
             name = document.get("name")
             base = document.get("base")
