@@ -61,11 +61,34 @@ class OutputClosed(Exception):
         self.stream = stream
 
 
+#: Control characters (ESC, BEL, CSI, CR...), which a card's name or fields may hold: shown
+#: escaped, since printed raw they drive the terminal (rewrite its title, clear the screen,
+#: hide the line before). Tab and line feed stay.
+_CONTROLS = {
+    code: f"\\x{code:02x}"
+    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+    if code not in (0x09, 0x0A)
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\x1b``)."""
+    return text.translate(_CONTROLS)
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines with their control characters escaped (they may quote a card)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def say(*values: object, file: TextIO | None = None, flush: bool = False) -> None:
-    """``print``, except that a closed pipe raises :class:`OutputClosed`."""
+    """``print``, with control characters escaped (:func:`printable`); a closed pipe raises
+    :class:`OutputClosed`. JSON and YAML output hold none (both escape them)."""
     stream = sys.stdout if file is None else file
     try:
-        print(*values, file=stream, flush=flush)
+        print(*(printable(str(value)) for value in values), file=stream, flush=flush)
     except BrokenPipeError as exc:
         raise OutputClosed(stream) from exc
 
@@ -672,10 +695,10 @@ def report_error(exc: BaseException, *, verbose: bool = False, command: str | No
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _defaults(make_parser().parse_args(argv))
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="asyncassets: %(levelname)s: %(message)s",
-    )
+    before = set(logging.getLogger().handlers)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    for handler in set(logging.getLogger().handlers) - before:  # ours, not an embedder's
+        handler.setFormatter(PrintableFormatter("asyncassets: %(levelname)s: %(message)s"))
     try:
         code = anyio.run(run, args)
         flush_output()
