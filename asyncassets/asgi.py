@@ -205,19 +205,59 @@ def _requested(name: str, env: str | None) -> str:
     return f"{name}@{env}" if env else name
 
 
+#: The ``Host`` names the app answers by default: this machine's own. A web page elsewhere
+#: that rebinds its DNS name to 127.0.0.1 sends its own name, and is refused.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "*.localhost")
+#: Sent with every response (the page loads only its own script, style and events).
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        b"form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+class _SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *SECURITY_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(
     store: AssetStore,
     *,
     prefetch: Sequence[str] = (),
     watch: bool = True,
     field: str = "checkpoint",
+    allowed_hosts: Sequence[str] | None = None,
 ) -> Any:
     """A Starlette app serving ``store`` (see the module's documentation).
 
     ``prefetch`` names cards whose ``field`` is fetched into the cache before ``/readyz``
-    says ready; ``watch`` keeps the store fresh while the app runs.
+    says ready; ``watch`` keeps the store fresh while the app runs. ``allowed_hosts`` are
+    the ``Host`` names it answers (default :data:`LOCAL_HOSTS`; ``"*.example.com"``
+    patterns work, ``["*"]`` turns the check off, for an app behind a proxy that checks);
+    any other gets a 400, so that a DNS-rebinding page cannot read the cards.
     """
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
     from starlette.responses import FileResponse, Response, StreamingResponse
     from starlette.routing import Mount, Route
@@ -406,6 +446,10 @@ def create_app(
             Mount("/web", StaticFiles(directory=_WEB, check_dir=False), name="web"),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(_SecurityHeaders),
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOCAL_HOSTS)),
+        ],
     )
     app.state.asyncassets = state
     return app

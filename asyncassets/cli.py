@@ -380,7 +380,18 @@ async def cmd_serve(store: AssetStore, args: argparse.Namespace) -> int:
         ) from None
     if not on_asyncio():
         raise UsageError("serve runs on asyncio (uvicorn)")
-    app = create_app(store, prefetch=args.prefetch, watch=not args.no_watch, field=args.field)
+    from asyncassets.asgi import LOCAL_HOSTS
+
+    hosts = list(args.allowed_host or LOCAL_HOSTS)
+    if not args.allowed_host and args.host not in ("0.0.0.0", "::", ""):
+        hosts.append(f"[{args.host}]" if ":" in args.host else args.host)
+    app = create_app(
+        store,
+        prefetch=args.prefetch,
+        watch=not args.no_watch,
+        field=args.field,
+        allowed_hosts=hosts,
+    )
     _Server = _server_class(app)
     config = uvicorn.Config(
         app,
@@ -601,6 +612,13 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a Host name the app answers (repeatable; '*.example.com' works, '*' allows "
+        "any); default: localhost names and --host",
+    )
     p.add_argument(
         "--prefetch",
         action="append",

@@ -31,11 +31,19 @@ class CardIndex:
     A name that two snapshots define is *shadowed*: the first snapshot's entry wins.
     """
 
-    __slots__ = ("_merged", "snapshots")
+    __slots__ = ("_envs", "_merged", "snapshots")
 
     def __init__(self, snapshots: Sequence[Snapshot]) -> None:
         self.snapshots = tuple(snapshots)
         self._merged: dict[str, CardEntry] | None = None
+        self._envs: frozenset[str] | None = None
+
+    @property
+    def envs(self) -> frozenset[str]:
+        """Every env some card defines an override for (``foo@env``)."""
+        if self._envs is None:
+            self._envs = frozenset(name.partition("@")[2] for name in self._entries()) - {""}
+        return self._envs
 
     def _entries(self) -> dict[str, CardEntry]:
         if self._merged is None:

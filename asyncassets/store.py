@@ -365,11 +365,14 @@ class AssetStore:
             plain, envs = requested_envs(name, self.active_envs)
         except InvalidNameError as exc:
             raise AssetCardNotFoundError(f"invalid card name: {exc}", name=name) from None
-        current = self._index is index
         # A caller holding an older index (find_cards across a refresh) must not put cards
-        # resolved from it into the current caches.
-        card = resolve_card(index, plain, envs, self._by_envs if current else {})
-        if current:
+        # resolved from it into the current caches; nor may a request for an env that no
+        # card defines (a client asking for ?env=<random> would grow them without end).
+        remember = self._index is index and all(
+            env in index.envs or env in self.active_envs for env in envs
+        )
+        card = resolve_card(index, plain, envs, self._by_envs if remember else {})
+        if remember:
             self._resolved[name] = card
         return card
 

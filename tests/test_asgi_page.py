@@ -131,11 +131,11 @@ def test_a_card_file_edited_into_invalid_yaml(site: str, page: Any, cards: Path)
     # The fix clears the problem and its new content shows.
     (cards / "models.yaml").write_text(MODELS.replace("dim: 4096", "dim: 8192"))
     page.wait_for_function(
-        "document.querySelectorAll('#problems li').length === 0", timeout=WAIT_MS
+        "() => document.querySelectorAll('#problems li').length === 0", timeout=WAIT_MS
     )
     _wait_text(page, "#problem-count", "0")
     page.wait_for_function(
-        "document.querySelector('#detail pre').textContent.includes('\"dim\": 8192')",
+        "() => document.querySelector('#detail pre').textContent.includes('\"dim\": 8192')",
         timeout=WAIT_MS,
     )
     assert page.evaluate("window.__same_document") is True  # all of it without a reload
@@ -153,7 +153,8 @@ def test_the_open_card_follows_an_edit_of_its_base(site: str, page: Any, cards: 
     (cards / "models.yaml").write_text(MODELS.replace("model_family: llama", "model_family: qwen"))
     # The resolved fields follow (the card itself did not change, its base did) ...
     page.wait_for_function(
-        "document.querySelector('#detail pre').textContent.includes('\"model_family\": \"qwen\"')",
+        "() => document.querySelector('#detail pre')"
+        '.textContent.includes(\'"model_family": "qwen"\')',
         timeout=WAIT_MS,
     )
     # ... and so does the base's own fields in the chain, and the table's family column.

@@ -71,7 +71,7 @@ def _open(page: Any, url: str) -> None:  # noqa: F811
     page.goto(url + "/")
     page.wait_for_selector('#cards tbody tr[data-name="llama3_8b"]', timeout=WAIT_MS)
     page.wait_for_function(
-        "document.getElementById('live').textContent === 'live'", timeout=WAIT_MS
+        "() => document.getElementById('live').textContent === 'live'", timeout=WAIT_MS
     )
 
 
@@ -88,7 +88,7 @@ def test_the_cards_render_with_kind_family_and_source(site: str, page: Any) -> N
     assert row.all_text_contents()[1:3] == ["dataset", "jsonl"]
     assert row.nth(3).text_content().endswith("cards/models.yaml")
     page.wait_for_function(
-        "document.getElementById('ready').textContent === 'ready'", timeout=WAIT_MS
+        "() => document.getElementById('ready').textContent === 'ready'", timeout=WAIT_MS
     )
 
 
@@ -147,7 +147,7 @@ def test_a_broken_edit_shows_its_problem_and_the_other_cards_stay(
     (cards / "broken.yaml").write_text("name: fixed\nmodel_family: llama\n")
     page.wait_for_selector('#cards tbody tr[data-name="fixed"]', timeout=WAIT_MS)
     page.wait_for_function(
-        "document.querySelectorAll('#problems li').length === 0", timeout=WAIT_MS
+        "() => document.querySelectorAll('#problems li').length === 0", timeout=WAIT_MS
     )
     if os.environ.get("ASYNCASSETS_SCREENSHOT"):
         page.click('#cards tbody tr[data-name="llama3_8b_instruct"]')
