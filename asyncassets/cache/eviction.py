@@ -88,7 +88,7 @@ class Shelf:
             if entry.key == keep:
                 continue
             if not await anyio.to_thread.run_sync(self._evict, entry.key):
-                logger.info("not evicting %s: in use", entry.uri)
+                logger.info("not evicting %s: in use, or could not be removed", entry.uri)
                 continue
             total -= entry.size
             removed.append(entry)
@@ -96,11 +96,9 @@ class Shelf:
         return removed
 
     def _evict(self, key: str) -> bool:
-        """Remove the entry unless someone uses it (blocking)."""
+        """Remove the entry unless someone uses it (blocking); True only when it is gone."""
         with self._locks.try_hold(key) as held:
-            if held:
-                self._layout.remove(key)
-            return held
+            return held and self._layout.remove(key)
 
     def _reclaim_all(self, grace: float) -> int:
         freed = 0
@@ -122,8 +120,7 @@ class Shelf:
                 continue
             async with self._locks.hold(key):
                 if await anyio.to_thread.run_sync(exists):
-                    await anyio.to_thread.run_sync(self._layout.remove, key)
-                    removed = True
+                    removed |= await anyio.to_thread.run_sync(self._layout.remove, key)
         return removed
 
     def _keys_of(self, uri: str) -> list[str]:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -55,6 +57,7 @@ LEASE_SECONDS = 60.0
 #: How long a superseded version stays readable before ``prune`` may reclaim it.
 DEFAULT_GRACE_SECONDS = 3600.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+logger = logging.getLogger("asyncassets.cache.layout")
 
 
 def default_cache_root() -> Path:
@@ -187,6 +190,20 @@ class CacheEntry:
     revision: str | None = None
 
 
+#: A version folder's name, as :meth:`CheckpointCache` makes them (``v-`` and hex).
+_VERSION_DIR = re.compile(r"v-[0-9a-f]{1,64}")
+
+
+def _safe_component(name: object) -> bool:
+    """``name`` is one path component that stays where it is joined: not empty, not ``.``
+    or ``..``, no separator, no NUL."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not any(bad in name for bad in ("/", "\\", "\0"))
+    )
+
+
 def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a unique temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -222,12 +239,34 @@ def _mtime(path: Path) -> float:
 
 
 def _tree_bytes(path: Path) -> int:
+    """Disk bytes of the files under ``path``, never following a symlink."""
+    if path.is_symlink():
+        return 0
     total = 0
-    for sub in [path, *path.rglob("*")]:
-        with contextlib.suppress(OSError):
-            if sub.is_file() and not sub.is_symlink():
-                total += sub.stat().st_blocks * 512
+    for folder, _, files in os.walk(path, followlinks=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                info = os.lstat(os.path.join(folder, name))
+                if stat.S_ISREG(info.st_mode):
+                    total += info.st_blocks * 512
+    with contextlib.suppress(OSError):
+        if path.is_file():
+            total += os.lstat(path).st_blocks * 512
     return total
+
+
+def remove_tree(path: Path) -> bool:
+    """Delete ``path`` without ever following a symlink: a symlink is unlinked (its target
+    left alone), a folder removed by ``shutil.rmtree`` (which unlinks the symlinks inside
+    it). True when nothing is left at ``path``; a failure is logged, not raised."""
+    try:
+        if path.is_symlink() or not path.is_dir():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path)
+    except OSError as exc:
+        logger.warning("cannot remove %s: %s", path, exc)
+    return not os.path.lexists(path)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -297,18 +336,41 @@ class CacheLayout:
     def entry_keys(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != ".locks")
+        # Real folders only: a symlink placed in the root is no entry, and walking it would
+        # let a prune delete whatever it points at.
+        with os.scandir(self.root) as found:
+            return sorted(
+                e.name for e in found if e.is_dir(follow_symlinks=False) and e.name != ".locks"
+            )
 
     # -- complete entries ---------------------------------------------------------------
 
     def read_entry(self, key: str) -> EntryRecord | None:
+        """The entry's record, or None: absent, unreadable, or not one this cache could
+        have written (a tampered ``entry.json`` naming a path outside the entry, a version
+        folder that is a symlink out of the cache). A bad entry is an absent one: it is
+        fetched again, never served."""
         data = read_json(self.entry_dir(key) / ENTRY_FILE)
         if data is None:
             return None
         try:
-            return EntryRecord.from_json(data)
-        except (KeyError, TypeError, ValueError):
+            record = EntryRecord.from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
+        if not (_VERSION_DIR.fullmatch(record.version_dir) and _safe_component(record.name)):
+            logger.warning("cache entry %s names unsafe paths: ignored", key)
+            return None
+        if not self._inside_root(self.entry_dir(key) / record.version_dir):
+            logger.warning("cache entry %s points outside the cache: ignored", key)
+            return None
+        return record
+
+    def _inside_root(self, path: Path) -> bool:
+        """``path`` (and every symlink on its way) resolves inside the cache root."""
+        try:
+            return path.resolve().is_relative_to(self.root.resolve())
+        except (OSError, RuntimeError):  # a symlink loop
+            return False
 
     def data_path(self, key: str, record: EntryRecord) -> Path:
         return self.entry_dir(key) / record.version_dir / record.name
@@ -340,7 +402,7 @@ class CacheLayout:
         _fsync_dir(self.entry_dir(key))
         write_json_atomic(self.entry_dir(key) / ENTRY_FILE, record.to_json())
         _fsync_dir(self.entry_dir(key))
-        shutil.rmtree(partial, ignore_errors=True)
+        remove_tree(partial)
         self.mark_superseded(key, keep=record.version_dir)
 
     def mark_superseded(self, key: str, *, keep: str | None) -> None:
@@ -367,22 +429,26 @@ class CacheLayout:
             marker = path.with_name(SUPERSEDED_PREFIX + path.name)
             since = _mtime(marker) if marker.exists() else _mtime(path)
             if now - since >= grace:
-                freed += _tree_bytes(path)
-                shutil.rmtree(path, ignore_errors=True)
+                size = _tree_bytes(path)
+                if remove_tree(path):
+                    freed += size
                 marker.unlink(missing_ok=True)
         for marker in entry.glob(SUPERSEDED_PREFIX + "*"):
             if not (entry / marker.name[len(SUPERSEDED_PREFIX) :]).exists():
                 marker.unlink(missing_ok=True)
-        for partial in [*self.partials(key), *entry.glob(".building-*")]:
-            if now - lease_time(partial) >= grace:
-                freed += _tree_bytes(partial)
-                shutil.rmtree(partial, ignore_errors=True)
+        for partial in [*entry.glob("partial-*"), *entry.glob(".building-*")]:
+            if partial.is_symlink() or now - lease_time(partial) >= grace:
+                size = _tree_bytes(partial)
+                if remove_tree(partial):
+                    freed += size
         return freed
 
     # -- partial downloads --------------------------------------------------------------
 
     def partials(self, key: str) -> list[Path]:
-        return sorted(self.entry_dir(key).glob("partial-*"))
+        """The entry's partial downloads (real folders: a symlink is none, and is removed
+        by the next :meth:`reclaim`)."""
+        return sorted(p for p in self.entry_dir(key).glob("partial-*") if not p.is_symlink())
 
     def new_partial(self, key: str, state: dict[str, Any]) -> Path:
         token = uuid.uuid4().hex[:12]
@@ -424,14 +490,15 @@ class CacheLayout:
                 renew_lease(fresh)
                 adopted = fresh
             else:
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
         return adopted
 
     def partial_bytes(self, key: str) -> int:
         return sum(_tree_bytes(partial) for partial in self.partials(key))
 
-    def remove(self, key: str) -> None:
-        shutil.rmtree(self.entry_dir(key), ignore_errors=True)
+    def remove(self, key: str) -> bool:
+        """Delete the entry's folder (never what a symlink points at); True when it is gone."""
+        return remove_tree(self.entry_dir(key))
 
 
 def _same_state(found: dict[str, Any], wanted: dict[str, Any]) -> bool:

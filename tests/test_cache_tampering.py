@@ -1,0 +1,137 @@
+"""A tampered cache folder: nothing outside the cache root is ever served or deleted.
+
+A cache root may be shared, restored from a backup, or written by another user: its
+``entry.json`` files and folder layout are untrusted. A record naming a path outside its
+entry is an absent entry (fetched again, never served); a symlink placed anywhere in the
+root is never followed by a walk, a prune or a removal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
+from servers import ScriptedServer
+
+from asyncassets.cache import CheckpointCache
+from asyncassets.errors import AssetDownloadError
+
+PAYLOAD = os.urandom(64 * 1024)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> CheckpointCache:
+    return CheckpointCache(tmp_path / "cache")
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder next to the cache, holding what an attacker wants served or deleted."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "m.bin").write_bytes(b"not the checkpoint")
+    for name in ("v-0123456789ab", "partial-0123456789ab", ".building-0123456789ab"):
+        (folder / name).mkdir()
+        (folder / name / "precious").write_text("keep me")
+    return folder
+
+
+def _entry_json(cache: CheckpointCache) -> Path:
+    [entry] = [p for p in cache.root.iterdir() if p.is_dir() and p.name != ".locks"]
+    return entry / "entry.json"
+
+
+def _rewrite(entry_json: Path, **changes: object) -> None:
+    data = json.loads(entry_json.read_text())
+    data.update(changes)
+    entry_json.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "version_dir",
+    ["../../outside", "../../../outside", "/tmp", "v-0123456789ab/../../..", "v-../x", ".."],
+)
+async def test_an_entry_naming_a_path_outside_the_cache_is_absent(
+    cache: CheckpointCache,
+    scripted_http_server: ScriptedServer,
+    outside: Path,
+    version_dir: str,
+) -> None:
+    url = scripted_http_server.put("m.bin", PAYLOAD)
+    await cache.fetch(url)
+    _rewrite(_entry_json(cache), version_dir=version_dir)
+
+    assert cache.path_of(url) is None
+    with pytest.raises(AssetDownloadError, match="not in the cache"):
+        await cache.fetch(url, local_only=True)
+    path = await cache.fetch(url)  # online: fetched again, inside the cache
+    assert path.read_bytes() == PAYLOAD
+    assert path.resolve().is_relative_to(cache.root.resolve())
+    assert (outside / "m.bin").read_bytes() == b"not the checkpoint"
+
+
+@pytest.mark.parametrize("name", ["../../outside/m.bin", "..", "a/b", "x\x00y", ""])
+async def test_an_entry_with_an_unsafe_file_name_is_absent(
+    cache: CheckpointCache, scripted_http_server: ScriptedServer, name: str
+) -> None:
+    url = scripted_http_server.put("m.bin", PAYLOAD)
+    await cache.fetch(url)
+    _rewrite(_entry_json(cache), name=name)
+    assert cache.path_of(url) is None
+    assert (await cache.fetch(url)).read_bytes() == PAYLOAD
+
+
+async def test_a_version_folder_that_is_a_symlink_out_of_the_cache_is_absent(
+    cache: CheckpointCache, scripted_http_server: ScriptedServer, outside: Path
+) -> None:
+    url = scripted_http_server.put("m.bin", PAYLOAD)
+    path = await cache.fetch(url)
+    version = path.parent
+    for child in version.iterdir():
+        child.unlink()
+    version.rmdir()
+    version.symlink_to(outside, target_is_directory=True)
+
+    assert cache.path_of(url) is None
+    with pytest.raises(AssetDownloadError, match="not in the cache"):
+        await cache.fetch(url, local_only=True)
+    assert (await cache.fetch(url)).read_bytes() == PAYLOAD
+    assert (outside / "m.bin").read_bytes() == b"not the checkpoint"
+
+
+async def test_prune_never_follows_a_symlink_in_the_root(
+    cache: CheckpointCache, scripted_http_server: ScriptedServer, outside: Path
+) -> None:
+    url = scripted_http_server.put("m.bin", PAYLOAD)
+    await cache.fetch(url)
+    entry = _entry_json(cache).parent
+    (cache.root / "planted").symlink_to(outside, target_is_directory=True)
+    (entry / "v-fedcba987654").symlink_to(outside / "v-0123456789ab", target_is_directory=True)
+    (entry / "partial-fedcba987654").symlink_to(outside / "partial-0123456789ab")
+
+    await cache.prune(max_bytes=0, grace=0)
+
+    for name in ("v-0123456789ab", "partial-0123456789ab", ".building-0123456789ab"):
+        assert (outside / name / "precious").read_text() == "keep me"
+    assert not (entry / "v-fedcba987654").is_symlink()  # the planted links are gone ...
+    assert not (entry / "partial-fedcba987654").is_symlink()
+    assert [e.key for e in cache.entries()] == []  # ... and the real entry evicted
+
+
+async def test_a_removal_reports_only_what_is_gone(
+    cache: CheckpointCache, scripted_http_server: ScriptedServer, outside: Path
+) -> None:
+    url = scripted_http_server.put("m.bin", PAYLOAD)
+    await cache.fetch(url)
+    entry = _entry_json(cache).parent
+    # The entry's folder replaced by a symlink to a folder outside: removing the entry
+    # removes the link, and nothing it points at.
+    os.rename(entry, cache.root.parent / "moved")
+    entry.symlink_to(outside, target_is_directory=True)
+    assert await cache.remove(url) is True
+    assert not os.path.lexists(entry)
+    assert (outside / "m.bin").read_bytes() == b"not the checkpoint"
+    assert await cache.remove(url) is False
