@@ -328,6 +328,9 @@ class HubServer:
         self.tree_page_size = tree_page_size
         self.requests: list[HubRequest] = []
         self._bytes = {"hub": 0, "cdn": 0}
+        #: A hostile CDN: this many ranged answers carry the right Content-Range and a body
+        #: longer than the range (chunked, so the client reads all of it).
+        self.cdn_overlong = 0
         self._secret = secrets.token_bytes(32)
         self._lock = threading.RLock()
         self._repos: dict[tuple[str, str], _Repo] = {}
@@ -541,12 +544,20 @@ class HubServer:
             start, end = span
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
-        headers["Content-Length"] = str(end - start)
+        body = bytes(memoryview(data)[start:end])
+        if host == "cdn" and status == 206 and self.cdn_overlong > 0 and request.method == "GET":
+            with self._lock:
+                self.cdn_overlong -= 1
+            body += b"\x00ATTACKER-TAIL" * 1000
+        else:
+            headers["Content-Length"] = str(end - start)
         if request.method == "HEAD":
             return web.Response(status=status, headers=headers)
         response = web.StreamResponse(status=status, headers=headers)
+        if "Content-Length" not in headers:
+            response.enable_chunked_encoding()
         await response.prepare(request)
-        view = memoryview(data)[start:end]
+        view = memoryview(body)
         for offset in range(0, len(view), CHUNK):
             piece = view[offset : offset + CHUNK]
             self._add_bytes(host, len(piece))

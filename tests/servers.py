@@ -332,6 +332,8 @@ class Script:
     - ``truncate_first``: the first N GETs end cleanly (chunked, no length) after half.
     - ``ignore_range``: answer ranged GETs with 200 and the whole body, like ``http.server``.
     - ``rate``: cap each response at this many bytes per second.
+    - ``overlong_first``: the first N ranged GETs answer the right ``Content-Range`` with
+      a longer body (chunked, so the client reads all of it): a hostile CDN.
     """
 
     status: int | None = None
@@ -342,6 +344,7 @@ class Script:
     truncate_first: int = 0
     ignore_range: bool = False
     rate: float | None = None
+    overlong_first: int = 0
 
 
 class ScriptedServer:
@@ -406,13 +409,19 @@ class ScriptedServer:
             end = min(len(data), int(last) + 1) if last else len(data)
             code = 206
         body = data[start:end]
+        overlong = code == 206 and script.overlong_first > 0
+        if overlong:
+            script.overlong_first -= 1
+            body += b"\x00ATTACKER-TAIL" * 1000
         response = web.StreamResponse(status=code)
         response.headers["ETag"] = etag
         if code == 206:
             response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
         limit = len(body)
         abort = False
-        if script.truncate_first > 0:
+        if overlong:
+            response.enable_chunked_encoding()
+        elif script.truncate_first > 0:
             # A well-formed chunked response that simply ends early: only a client that
             # counts the bytes against the range notices.
             script.truncate_first -= 1

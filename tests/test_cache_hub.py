@@ -458,3 +458,21 @@ async def test_cache_ls_tells_the_file_choices_and_commits_apart(
     assert len(lines) == 2
     assert all(f"hg://org/model @{commit[:12]}" in line for line in lines)
     assert "[*.safetensors*]" in lines[0] + lines[1] and "[tokenizer*.json]" in lines[0] + lines[1]
+
+
+async def test_an_over_long_cdn_answer_is_never_published(hub: HubServer, tmp_path: Path) -> None:
+    # A CDN that answers each ranged GET with the right Content-Range and a longer body:
+    # the extra bytes are never written, so no file holds a tail the Hub never hashed.
+    from asyncassets.cache import RetryPolicy
+
+    retry = RetryPolicy(attempts=3, initial=0.01, maximum=0.05)
+    cache = CheckpointCache(tmp_path / "parted", part_size=64 * 1024, retry=retry)
+    hub.add_repo("org/model", REPO_FILES)
+    hub.cdn_overlong = 10_000
+    with pytest.raises(AssetDownloadError, match="more bytes than asked for"):
+        await cache.fetch("hg://org/model", progress=False)
+    assert cache.path_of("hg://org/model") is None
+    hub.cdn_overlong = 3  # a few long answers: retried, and the files come out exact
+    path = await cache.fetch("hg://org/model", progress=False)
+    assert _tree(path) == REPO_FILES
+    assert hub.cdn_overlong == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
-from servers import ScriptedServer
+from servers import Script, ScriptedServer
 
 from asyncassets.cache import CheckpointCache
 from asyncassets.errors import AssetDownloadError
@@ -135,3 +135,38 @@ async def test_a_removal_reports_only_what_is_gone(
     assert not entry.is_symlink() and not entry.exists()
     assert (outside / "m.bin").read_bytes() == b"not the checkpoint"
     assert await cache.remove(url) is False
+
+
+# -- a hostile server ---------------------------------------------------------------------------
+
+SIZE = 3 * 256 * 1024 + 1000  # four parts, the last a short one
+
+
+@pytest.fixture
+def parted(tmp_path: Path) -> CheckpointCache:
+    from asyncassets.cache import RetryPolicy
+
+    retry = RetryPolicy(attempts=4, initial=0.01, maximum=0.05)
+    return CheckpointCache(tmp_path / "parted", part_size=256 * 1024, concurrency=4, retry=retry)
+
+
+async def test_an_over_long_ranged_answer_is_never_written(
+    parted: CheckpointCache, scripted_http_server: ScriptedServer
+) -> None:
+    payload = os.urandom(SIZE)
+    script = Script(overlong_first=4)  # every part, the last one too
+    url = scripted_http_server.put("m.bin", payload, script)
+    path = await parted.fetch(url)
+    assert script.overlong_first == 0  # the server did send its long answers
+    assert path.stat().st_size == SIZE
+    assert path.read_bytes() == payload  # no tail, no shifted part
+
+
+async def test_a_server_that_always_answers_too_long_publishes_nothing(
+    parted: CheckpointCache, scripted_http_server: ScriptedServer
+) -> None:
+    url = scripted_http_server.put("m.bin", os.urandom(SIZE), Script(overlong_first=10_000))
+    with pytest.raises(AssetDownloadError, match="more bytes than asked for"):
+        await parted.fetch(url)
+    assert parted.path_of(url) is None
+    assert [e for e in parted.entries() if e.complete] == []

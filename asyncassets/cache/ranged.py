@@ -26,7 +26,12 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from asyncassets.errors import RangeNotHonouredError, TransientError, first_error
+from asyncassets.errors import (
+    AssetDownloadError,
+    RangeNotHonouredError,
+    TransientError,
+    first_error,
+)
 
 from .layout import RemoteFile, read_json, write_json_atomic
 from .progress import ProgressReporter
@@ -67,6 +72,8 @@ class _OffsetWriter:
         offset: int,
         progress: ProgressReporter,
         on_flush: Callable[[int], None] | None = None,
+        *,
+        end: int | None = None,
     ) -> None:
         self._fd = fd
         self._flushed = offset
@@ -74,12 +81,20 @@ class _OffsetWriter:
         self._pending_bytes = 0
         self._progress = progress
         self._on_flush = on_flush
+        #: Nothing is written at or past this offset: a server that sends more than the
+        #: range asked for (or than the object's size) is wrong, not generous.
+        self._end = end
 
     @property
     def position(self) -> int:
         return self._flushed + self._pending_bytes
 
     async def write(self, chunk: bytes) -> None:
+        if self._end is not None and self.position + len(chunk) > self._end:
+            raise TransientError(
+                f"the server sent more bytes than asked for (past byte {self._end:,}): "
+                "an answer like that is never written"
+            )
         self._progress.advance(len(chunk))
         self._pending.append(chunk)
         self._pending_bytes += len(chunk)
@@ -286,6 +301,14 @@ async def download_file(
         size = await _download_parts(
             source, file, fd, journal_path, part_size, settings, limiter, progress, hasher
         )
+        # Exactly the announced size, before anything is hashed or published: bytes past it
+        # would be read by whoever opens the file (a zip-based torch.load, say) unverified.
+        on_disk = (await anyio.to_thread.run_sync(os.fstat, fd)).st_size
+        if on_disk != size:
+            raise AssetDownloadError(
+                f"{source.display}: the downloaded file has {on_disk:,} bytes, not the "
+                f"{size:,} announced; nothing is kept"
+            )
         return Downloaded(size, await hasher.finish() if hasher else None)
     finally:
         with anyio.CancelScope(shield=True):
@@ -382,6 +405,7 @@ async def _fetch_parts(
             start + journal.written.get(index, 0),  # bytes a killed run left on disk
             progress,
             on_flush=lambda flushed: journal.note(index, flushed - start),
+            end=end,
         )
 
         async def attempt() -> None:
@@ -392,6 +416,11 @@ async def _fetch_parts(
                     await source.read_range(file, writer.position, end, writer.write)
             finally:
                 await writer.flush()
+            if writer.position < end:  # an answer that ended early: the rest is asked again
+                raise TransientError(
+                    f"{source.display}: part {index} ended at byte {writer.position:,} of "
+                    f"{start:,}-{end:,}"
+                )
 
         def on_retry(exc: BaseException, attempt_number: int) -> None:
             logger.warning(
@@ -438,7 +467,7 @@ async def _stream_whole(
 
     async def attempt() -> None:
         nonlocal written
-        writer = _OffsetWriter(fd, 0, progress)
+        writer = _OffsetWriter(fd, 0, progress, end=file.identity.size)
         try:
             async with limiter:
                 await source.read_all(file, writer.write)
