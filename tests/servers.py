@@ -332,6 +332,8 @@ class Script:
     - ``truncate_first``: the first N GETs end cleanly (chunked, no length) after half.
     - ``ignore_range``: answer ranged GETs with 200 and the whole body, like ``http.server``.
     - ``rate``: cap each response at this many bytes per second.
+    - ``announce_size``: HEAD announces this size instead of the blob's (2**62: a server
+      that lies to make the client allocate).
     - ``overlong_first``: the first N ranged GETs answer the right ``Content-Range`` with
       a longer body (chunked, so the client reads all of it): a hostile CDN.
     """
@@ -345,6 +347,7 @@ class Script:
     ignore_range: bool = False
     rate: float | None = None
     overlong_first: int = 0
+    announce_size: int | None = None
 
 
 class ScriptedServer:
@@ -394,8 +397,9 @@ class ScriptedServer:
         assert data is not None
         etag = self.etags[path]
         if request.method == "HEAD":
+            announced = len(data) if script.announce_size is None else script.announce_size
             return web.Response(
-                headers={"Content-Length": str(len(data)), "ETag": etag, "Accept-Ranges": "bytes"}
+                headers={"Content-Length": str(announced), "ETag": etag, "Accept-Ranges": "bytes"}
             )
         if_match = request.headers.get("If-Match")
         if if_match is not None and if_match != etag:

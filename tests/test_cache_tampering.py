@@ -170,3 +170,19 @@ async def test_a_server_that_always_answers_too_long_publishes_nothing(
         await parted.fetch(url)
     assert parted.path_of(url) is None
     assert [e for e in parted.entries() if e.complete] == []
+
+
+@pytest.mark.parametrize("announced", [2**62, 2**50])
+async def test_a_huge_announced_size_fails_at_once_and_clearly(
+    parted: CheckpointCache, scripted_http_server: ScriptedServer, announced: int
+) -> None:
+    import resource
+
+    url = scripted_http_server.put("m.bin", os.urandom(1000), Script(announce_size=announced))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(AssetDownloadError, match=r"announces .* bytes.*free"):
+        await parted.fetch(url)
+    # No list of 2**44 parts was built: the peak memory barely moved (KiB).
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024
+    assert scripted_http_server.stats.bytes_for("/m.bin") == 0  # not one byte asked for
+    assert [e for e in parted.entries() if e.complete] == []

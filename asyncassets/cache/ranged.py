@@ -15,9 +15,11 @@ the whole object (``200``) is read again in one stream.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -291,6 +293,8 @@ async def download_file(
     """
     journal_path = part_path.with_name(part_path.name + ".parts.json")
     size = file.identity.size
+    if size is not None:
+        await anyio.to_thread.run_sync(_check_room, source.display, part_path, size)
     fd = await anyio.to_thread.run_sync(_open_part, part_path, size)
     try:
         if size is None:
@@ -331,20 +335,26 @@ async def _download_parts(
     journal = _Journal(journal_path, fd, size, part_size)
     await anyio.to_thread.run_sync(journal.load)
     nparts = max(1, -(-size // part_size))
-    missing = [i for i in range(nparts) if i not in journal.done]
-    resumed = size - sum(_part_len(i, size, part_size) for i in missing)
-    resumed += sum(journal.written.get(i, 0) for i in missing)
+    done = {i for i in journal.done if i < nparts}
+    # The parts left, made as they are needed: time and memory before the first byte do
+    # not grow with the file's size.
+    missing = (i for i in range(nparts) if i not in done)
+    resumed = sum(_part_len(i, size, part_size) for i in done)
+    resumed += sum(n for i, n in journal.written.items() if i < nparts and i not in done)
     if resumed:
         logger.info("resuming %s: %d of %d bytes on disk", source.display, resumed, size)
         progress.advance(resumed)
-    if size == 0 or not missing:
+    left = nparts - len(done)
+    if size == 0 or not left:
         return size
     try:
         async with anyio.create_task_group() as tg:
             if hasher is not None:
                 journal.on_change = hasher.poke
                 tg.start_soon(hasher.follow, _Frontier(journal, size, part_size))
-            await _fetch_parts(source, file, fd, missing, journal, settings, limiter, progress)
+            await _fetch_parts(
+                source, file, fd, missing, left, journal, settings, limiter, progress
+            )
             tg.cancel_scope.cancel()  # the rest is hashed by ``finish``
     except BaseException as exc:
         error = first_error(exc)
@@ -360,6 +370,21 @@ async def _download_parts(
             raise error from None
         raise
     return size
+
+
+def _check_room(display: str, path: Path, size: int) -> None:
+    """Fail at once, and clearly, when the announced ``size`` cannot fit where the file is
+    written (a server may announce 2**62 bytes): before any memory or disk is spent on it."""
+    on_disk = 0
+    with contextlib.suppress(OSError):
+        on_disk = path.stat().st_size  # what a resumed download holds already (sparse)
+    free = shutil.disk_usage(path.parent).free
+    if size < 0 or size - min(on_disk, size) > free:
+        raise AssetDownloadError(
+            f"{display}: the server announces {size:,} bytes, and the cache's file system "
+            f"({path.parent}) has {free:,} bytes free: not downloading (free some space, or "
+            "set another cache folder)"
+        )
 
 
 def _open_part(path: Path, size: int | None) -> int:
@@ -386,7 +411,8 @@ async def _fetch_parts(
     source: Source,
     file: RemoteFile,
     fd: int,
-    missing: list[int],
+    missing: Iterator[int],
+    left: int,
     journal: _Journal,
     settings: TransferSettings,
     limiter: anyio.CapacityLimiter,
@@ -395,7 +421,7 @@ async def _fetch_parts(
     size = file.identity.size
     assert size is not None
     part_size = journal._header["part_size"]
-    queue: Iterator[int] = iter(missing)
+    queue = missing
 
     async def fetch_part(index: int) -> None:
         start = index * part_size
@@ -449,7 +475,7 @@ async def _fetch_parts(
     async with anyio.create_task_group() as outer:
         outer.start_soon(save_periodically)
         async with anyio.create_task_group() as tg:
-            for _ in range(min(settings.concurrency or 1, len(missing))):
+            for _ in range(min(settings.concurrency or 1, left)):
                 tg.start_soon(worker)
         outer.cancel_scope.cancel()
 
