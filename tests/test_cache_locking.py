@@ -53,6 +53,26 @@ def test_without_locks_four_processes_publish_one_correct_entry(
     assert len(list(root.rglob("entry.json"))) == 1
 
 
+def test_with_locks_that_lie_twenty_processes_publish_one_entry_from_one_download(
+    tmp_path: Path, scripted_http_server: ScriptedServer
+) -> None:
+    # Every lock call succeeds for everyone (each process believes it holds the entry):
+    # only the leases keep writers apart. Slow enough that the downloads overlap.
+    payload = os.urandom(16 * PART + 7)
+    name = f"lying-{uuid.uuid4().hex[:6]}.bin"
+    url = scripted_http_server.put(name, payload, Script(rate=4e6))
+    for round_ in range(2):  # a race is run more than once
+        root = tmp_path / f"cache-{round_}"
+        scripted_http_server.stats.reset()
+        outputs = run_children(root, url, tmp_path, 20, {"LYING_LOCKS": "1"})
+        for path in outputs:
+            assert Path(path).read_bytes() == payload
+        assert len(list(root.rglob("entry.json"))) == 1
+        # The writers that started later waited for the first: about one object's bytes.
+        sent = scripted_http_server.stats.bytes_for(f"/{name}")
+        assert sent <= 1.25 * len(payload), sent / len(payload)
+
+
 async def test_a_returned_path_stays_readable_while_newer_versions_are_published(
     tmp_path: Path, scripted_http_server: ScriptedServer
 ) -> None:
@@ -75,7 +95,7 @@ async def test_a_returned_path_stays_readable_while_newer_versions_are_published
 
 
 async def test_a_lease_keeps_a_live_writers_partial_private(tmp_path: Path) -> None:
-    from asyncassets.cache.layout import CacheLayout, renew_lease
+    from asyncassets.cache.layout import ACTIVE_PARTIALS, CacheLayout, renew_lease
 
     layout = CacheLayout(tmp_path / "cache")
     layout.ensure("k")
@@ -88,7 +108,11 @@ async def test_a_lease_keeps_a_live_writers_partial_private(tmp_path: Path) -> N
     }
     live = layout.new_partial("k", state)
     renew_lease(live)
-    assert layout.adopt_partial("k", state, exclusive=False) is None
-    assert live.exists()  # neither adopted nor deleted: its writer is alive
-    adopted = layout.adopt_partial("k", state, exclusive=True)
-    assert adopted is not None and not live.exists()  # with the lock, its writer is gone
+    ACTIVE_PARTIALS.add(str(live))  # this process is writing it
+    try:
+        assert layout.adopt_partial("k", state) is None
+        assert live.exists()  # neither adopted nor deleted: its writer is alive
+    finally:
+        ACTIVE_PARTIALS.discard(str(live))
+    adopted = layout.adopt_partial("k", state)
+    assert adopted is not None and not live.exists()  # its writer stopped: adopted

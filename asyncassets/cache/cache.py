@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -43,6 +44,7 @@ from .archive import ArchiveError, archive_kind, extract_archive, extracted_name
 from .eviction import Shelf
 from .hub import HUB_SCHEMES, HubTarget, hub_offline, select_files
 from .layout import (
+    ACTIVE_PARTIALS,
     DEFAULT_GRACE_SECONDS,
     LEASE_SECONDS,
     CacheEntry,
@@ -51,6 +53,7 @@ from .layout import (
     RemoteFile,
     RemoteIdentity,
     default_cache_root,
+    remove_tree,
     renew_lease,
     write_json_atomic,
 )
@@ -62,6 +65,9 @@ from .sources import RemoteListing, Source, folder_identity, open_source
 from .uri import CheckpointURI, scrub
 
 __all__ = ["CacheStats", "CheckpointCache", "ProgressCallback"]
+
+#: How long a new partial download waits before it looks for one started just before it.
+SETTLE_SECONDS = 0.1
 
 #: Called with (bytes done, bytes in all or None) as a download advances.
 ProgressCallback = Callable[[int, int | None], None]
@@ -182,15 +188,19 @@ async def _lease_kept(partial: Path) -> AsyncIterator[None]:
             await anyio.sleep(LEASE_SECONDS / 6)
 
     body_error: BaseException | None = None
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(renew)
-        try:
-            yield
-        except BaseException as exc:
-            # Re-raised outside the task group, so that it is not wrapped in a group.
-            body_error = exc
-        finally:
-            tg.cancel_scope.cancel()
+    ACTIVE_PARTIALS.add(str(partial))
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(renew)
+            try:
+                yield
+            except BaseException as exc:
+                # Re-raised outside the task group, so that it is not wrapped in a group.
+                body_error = exc
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        ACTIVE_PARTIALS.discard(str(partial))
     if body_error is not None:
         raise body_error
 
@@ -519,8 +529,56 @@ class CheckpointCache:
         )
 
     def _partial_for(self, key: str, state: dict[str, Any]) -> Path:
-        adopted = self._layout.adopt_partial(key, state, exclusive=self.locking)
+        adopted = self._layout.adopt_partial(key, state)
         return adopted or self._layout.new_partial(key, state)
+
+    async def _wait_for_writer(
+        self,
+        uri: CheckpointURI,
+        key: str,
+        listing: RemoteListing,
+        expected: str | None,
+        state: dict[str, Any],
+    ) -> Path | None:
+        """When another writer is downloading the same version (a lock that lies let it in
+        beside us, or locks are off), wait for it to publish and return the entry, instead
+        of downloading the same bytes again; None when nobody is (or the writer died)."""
+        delay = 0.05
+        while await anyio.to_thread.run_sync(self._layout.live_partial, key, state) is not None:
+            await anyio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+            if (path := await self._hit(uri, key, listing, expected)) is not None:
+                return path
+        return await self._hit(uri, key, listing, expected)
+
+    async def _own_partial(
+        self,
+        uri: CheckpointURI,
+        key: str,
+        listing: RemoteListing,
+        expected: str | None,
+        state: dict[str, Any],
+    ) -> Path | tuple[Path]:
+        """A partial to download into, or ``(path,)``: the entry another writer published.
+
+        Two processes the locks did not keep apart may start the same version at the same
+        moment: the one that started later steps back and waits for the other."""
+        while True:
+            if (
+                path := await self._wait_for_writer(uri, key, listing, expected, state)
+            ) is not None:
+                return (path,)
+            partial = await anyio.to_thread.run_sync(self._partial_for, key, state)
+            # A writer that started just before us may not be visible yet: once both are,
+            # the later of the two sees the earlier (a tenth of a second against downloads
+            # of gigabytes).
+            await anyio.sleep(SETTLE_SECONDS)
+            earlier = await anyio.to_thread.run_sync(
+                functools.partial(self._layout.live_partial, key, state, before=partial)
+            )
+            if earlier is None:
+                return partial
+            await anyio.to_thread.run_sync(remove_tree, partial)
 
     async def _describe(self, source: Source, kind_hint: str | None) -> RemoteListing:
         return await call_with_retries(self.settings.retry, lambda: source.describe(kind_hint))
@@ -570,7 +628,7 @@ class CheckpointCache:
             if not force and (path := await self._hit(uri, key, listing, expected)) is not None:
                 return path
             return await self._download(
-                uri, key, source, local, listing, expected, progress, extract, include
+                uri, key, source, local, listing, expected, progress, extract, include, not force
             )
 
     async def _download(
@@ -584,7 +642,10 @@ class CheckpointCache:
         progress: bool | ProgressCallback,
         extract: bool,
         include: tuple[str, ...] | None = None,
+        wait: bool = True,
     ) -> Path:
+        """Download ``listing`` into a partial and publish it. ``wait``: when another
+        writer is downloading the same version, wait for its entry instead."""
         if expected is not None and listing.kind != "file":
             raise AssetDownloadError(
                 f"{uri.public} is a folder; a sha256 can only be checked for one file",
@@ -608,7 +669,13 @@ class CheckpointCache:
             "include": list(include) if include is not None else None,
             "created": time.time(),
         }
-        partial = await anyio.to_thread.run_sync(self._partial_for, key, state)
+        if wait:
+            owned = await self._own_partial(uri, key, listing, expected, state)
+            if isinstance(owned, tuple):
+                return owned[0]
+            partial = owned
+        else:
+            partial = await anyio.to_thread.run_sync(self._partial_for, key, state)
         name = uri.name
         try:
             if source is not None:

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import stat
 import time
 import uuid
@@ -221,6 +222,43 @@ def renew_lease(partial: Path) -> None:
     """Say that the writer of ``partial`` is alive (the lease file's mtime)."""
     with contextlib.suppress(OSError):
         (partial / LEASE_FILE).touch()
+
+
+#: Partial downloads this process is writing now (their lease names this process).
+ACTIVE_PARTIALS: set[str] = set()
+_HOST = socket.gethostname()
+
+
+def claim_lease(partial: Path) -> None:
+    """Make this process the writer of ``partial``: its lease names this host and pid."""
+    with contextlib.suppress(OSError):
+        (partial / LEASE_FILE).write_text(f"{_HOST}\n{os.getpid()}\n", encoding="utf-8")
+
+
+def writer_alive(partial: Path, now: float | None = None) -> bool:
+    """Someone is still writing ``partial``, whatever any lock says: its lease is fresh,
+    and, when the lease names a process of this host, that process runs (and, when it is
+    this one, it is writing ``partial`` now). A writer killed on this host is seen dead at
+    once; one on another host when its lease goes stale."""
+    now = time.time() if now is None else now
+    if now - lease_time(partial) >= LEASE_SECONDS:
+        return False
+    try:
+        host, pid_text = (partial / LEASE_FILE).read_text(encoding="utf-8").split("\n")[:2]
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return True  # a lease without a writer's name (an older version's): its time rules
+    if host != _HOST:
+        return True
+    if pid == os.getpid():
+        return str(partial) in ACTIVE_PARTIALS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def lease_time(partial: Path) -> float:
@@ -457,29 +495,27 @@ class CacheLayout:
         building = self.entry_dir(key) / f".building-{token}"
         (building / "files").mkdir(parents=True)
         (building / "data").mkdir()
-        write_json_atomic(building / STATE_FILE, state)
-        renew_lease(building)
+        # Its start is now: of two writers the locks let in together, the later steps back.
+        write_json_atomic(building / STATE_FILE, {**state, "created": time.time()})
+        claim_lease(building)
         path = self.entry_dir(key) / f"partial-{token}"
         os.replace(building, path)
         return path
 
-    def adopt_partial(
-        self, key: str, state: dict[str, Any], *, exclusive: bool = True
-    ) -> Path | None:
+    def adopt_partial(self, key: str, state: dict[str, Any]) -> Path | None:
         """Take over an interrupted download of the same remote version, if there is one.
 
-        ``exclusive`` says the caller holds the entry's inter-process lock, so every other
-        partial's writer is gone. Without it (locks off, or locks that may lie), only a
-        partial whose writer has not renewed its lease for :data:`LEASE_SECONDS` is
-        adopted or deleted: a live writer's partial stays private to it. The partial is
-        renamed to a fresh unique name first, so that two processes never write the same
-        files. Partials of other versions are deleted.
+        Only a partial whose writer is gone (:func:`writer_alive`) is adopted or deleted,
+        whatever the entry's lock says: locks may lie (Lustre, GPFS), and a lock may only
+        save bytes, never hand a live writer's files to another. The partial is renamed to
+        a fresh unique name first, so that two processes never write the same files.
+        Abandoned partials of other versions are deleted.
         """
         adopted: Path | None = None
         now = time.time()
         for path in self.partials(key):
-            if not exclusive and now - lease_time(path) < LEASE_SECONDS:
-                continue  # another process is writing it
+            if writer_alive(path, now):
+                continue  # someone is writing it: it stays theirs
             found = read_json(path / STATE_FILE)
             if adopted is None and found is not None and _same_state(found, state):
                 fresh = path.with_name(f"partial-{uuid.uuid4().hex[:12]}")
@@ -487,11 +523,28 @@ class CacheLayout:
                     os.replace(path, fresh)
                 except OSError:
                     continue
-                renew_lease(fresh)
+                claim_lease(fresh)
                 adopted = fresh
             else:
                 remove_tree(path)
         return adopted
+
+    def live_partial(
+        self, key: str, state: dict[str, Any], *, before: Path | None = None
+    ) -> Path | None:
+        """A partial download of the same remote version that another writer is filling now
+        (started before ``before``'s, when given), if there is one."""
+        now = time.time()
+        mine = _started(before) if before is not None else None
+        for path in self.partials(key):
+            if path == before or not writer_alive(path, now):
+                continue
+            found = read_json(path / STATE_FILE)
+            if found is None or not _same_state(found, state):
+                continue
+            if mine is None or _started(path) < mine:
+                return path
+        return None
 
     def partial_bytes(self, key: str) -> int:
         return sum(_tree_bytes(partial) for partial in self.partials(key))
@@ -499,6 +552,13 @@ class CacheLayout:
     def remove(self, key: str) -> bool:
         """Delete the entry's folder (never what a symlink points at); True when it is gone."""
         return remove_tree(self.entry_dir(key))
+
+
+def _started(partial: Path) -> tuple[float, str]:
+    """When a partial was started (its state's time), and its name to break ties."""
+    state = read_json(partial / STATE_FILE) or {}
+    created = state.get("created")
+    return (float(created) if isinstance(created, int | float) else 0.0, partial.name)
 
 
 def _same_state(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
