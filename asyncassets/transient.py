@@ -16,6 +16,7 @@ from asyncassets.errors import (
     RemoteChangedError,
     TransientError,
 )
+from asyncassets.urls import scrub
 
 __all__ = ["describe", "is_transient", "status_of"]
 
@@ -74,7 +75,8 @@ def status_of(exc: BaseException) -> int | None:
 
 
 def describe(exc: BaseException) -> str:
-    """A one-line cause: ``TypeName: first line of the message``. Messages of botocore,
-    gcsfs and aiohttp never carry secrets and we never add storage options to them."""
+    """A one-line cause: ``TypeName: first line of the message``, scrubbed: the libraries'
+    messages quote whole URLs, with a store's ``user:password@`` or a signed query in them
+    (:func:`asyncassets.urls.scrub`)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return scrub(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)

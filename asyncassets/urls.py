@@ -11,18 +11,126 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "FILE_SCHEME",
     "display_path",
     "file_url",
     "is_local_url",
+    "is_signature_param",
     "join_relative",
     "local_path",
+    "public_uri",
+    "scrub",
 ]
 
 FILE_SCHEME = "file://"
+
+# -- secrets in URLs ----------------------------------------------------------------------------
+#
+# A presigned URL (S3 ``X-Amz-*``, GCS ``X-Goog-*``, Azure SAS ``sig``/``se``/..., CloudFront
+# ``Signature``/``Policy``/``Key-Pair-Id``) names the same object whatever its signature, and
+# its signature is a credential, as are ``token=``, ``api_key=``, ``user:password@`` and the
+# like. What asyncassets stores, logs and shows is the URL without them (:func:`public_uri`);
+# the full URL is used for requests and nothing else. One sanitiser, for card stores and the
+# checkpoint cache alike.
+
+#: Query parameters that sign a URL (compared case-insensitively).
+_SIGNATURE_PARAMS = frozenset(
+    {
+        # legacy S3 query auth and CloudFront
+        "awsaccesskeyid",
+        "signature",
+        "expires",
+        "policy",
+        "key-pair-id",
+        # GCS V2
+        "googleaccessid",
+        # Azure SAS
+        "sig",
+        "se",
+        "st",
+        "sp",
+        "sv",
+        "sr",
+        "spr",
+        "sip",
+        "ss",
+        "srt",
+        "skoid",
+        "sktid",
+        "skt",
+        "ske",
+        "sks",
+        "skv",
+        "sdd",
+        "saoid",
+        "suoid",
+        "scid",
+        # credentials passed in a query string
+        "token",
+        "access_token",
+        "id_token",
+        "auth",
+        "authorization",
+        "api_key",
+        "apikey",
+        "password",
+        "secret",
+        "client_secret",
+        "credential",
+        "credentials",
+    }
+)
+_SIGNATURE_PREFIXES = ("x-amz-", "x-goog-")
+
+#: A signature parameter and its value inside any text (an error message, a redirect URL).
+_IN_TEXT = re.compile(
+    r"(?i)(?P<name>(?:x-amz-|x-goog-)[a-z-]+|awsaccesskeyid|signature|policy|key-pair-id|"
+    r"googleaccessid|sig|token|access_token|id_token|api_key|apikey|password|secret|"
+    r"client_secret|credentials?)=(?P<value>[^&\s\"'<>]+)"
+)
+
+
+#: The user info of a URL inside any text: ``https://user:pass@host`` -> ``https://host``.
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@?#]*@")
+
+
+def is_signature_param(name: str) -> bool:
+    """True for a query parameter that belongs to a URL signature."""
+    lowered = name.lower()
+    return lowered in _SIGNATURE_PARAMS or lowered.startswith(_SIGNATURE_PREFIXES)
+
+
+def public_uri(uri: str) -> str:
+    """``uri`` without user info, signature parameters or fragment: what the cache keys
+    entries by, stores and shows. Other query parameters (``versionId``, ...) stay: they
+    choose the object."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return scrub(uri)
+    if not parts.scheme or parts.scheme == "file":
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = parts.query
+    if query:
+        kept = [
+            (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not is_signature_param(k)
+        ]
+        query = urlencode(kept)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def scrub(text: str) -> str:
+    """``text`` with the value of every signature parameter replaced by ``…``, and the user
+    info (``user:password@``) of every URL in it dropped: for error messages and log lines,
+    which quote whole URLs."""
+    text = _USERINFO.sub(lambda m: m.group("scheme"), text)
+    return _IN_TEXT.sub(lambda m: f"{m.group('name')}=…", text)
 
 
 def file_url(path: str | os.PathLike[str]) -> str:

@@ -13,7 +13,7 @@ from asyncassets.problems import Problem
 from asyncassets.providers.base import CardSource, SnapshotProvider
 from asyncassets.providers.local import LocalCardFolder
 from asyncassets.snapshot import FileRecord
-from asyncassets.urls import is_local_url, local_path
+from asyncassets.urls import is_local_url, local_path, public_uri
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "FileAssetMetadataProvider", "is_local_url"]
 
@@ -80,7 +80,7 @@ class FileAssetMetadataProvider(SnapshotProvider):
                 # Reported when the cards are first needed, never while constructing (the
                 # default store is built at import time from environment variables).
                 self._open_error = exc
-                source = os.fspath(url_or_path)
+                source = public_uri(os.fspath(url_or_path))
         self._warned = False
         super().__init__(source)
 

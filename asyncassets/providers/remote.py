@@ -39,6 +39,7 @@ from asyncassets.providers.filesystems import (
 )
 from asyncassets.snapshot import FileRecord
 from asyncassets.transient import describe, is_transient
+from asyncassets.urls import public_uri
 
 __all__ = ["RemoteCardFolder", "object_version"]
 
@@ -70,17 +71,19 @@ class RemoteCardFolder:
     def __init__(self, url: str, storage_options: Mapping[str, Any], max_concurrency: int):
         protocol, _, _ = url.partition("://")
         self.protocol = protocol
+        shown = public_uri(url)  # no user:password@, no signed query: what errors show
         try:
             self.fs_class = fsspec.get_filesystem_class(protocol)
         except ImportError as exc:
             extra = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "http": "http"}
             hint = f" (pip install 'asyncassets[{extra[protocol]}]')" if protocol in extra else ""
             raise AssetMetadataError(
-                f"cannot open card folder {url}: {describe(exc)}{hint}", source=url
+                f"cannot open card folder {shown}: {describe(exc)}{hint}", source=shown
             ) from None
         except ValueError:
             raise AssetMetadataError(
-                f"cannot open card folder {url}: unknown protocol '{protocol}://'", source=url
+                f"cannot open card folder {shown}: unknown protocol '{protocol}://'",
+                source=shown,
             ) from None
         self.root = self.fs_class._strip_protocol(url).rstrip("/")
         self.url = self.file_url(self.root)
@@ -93,7 +96,10 @@ class RemoteCardFolder:
         self._sizes: dict[str, int] = {}
 
     def file_url(self, path: str) -> str:
-        return f"{self.protocol}://{path}"
+        """The URL a card file is known by (entries, problems, ``card.source``): the
+        object's, without user info or a signed query. An HTTP filesystem's paths are
+        whole URLs already."""
+        return public_uri(path if "://" in path else f"{self.protocol}://{path}")
 
     async def filesystem(self) -> Any:
         """The filesystem for the running loop (a session made on another loop, closed or
@@ -238,11 +244,10 @@ class RemoteCardFolder:
     ) -> dict[str, FileRecord | None]:
         """Re-read ``paths`` (URLs or object paths); None for those no longer listed."""
         listing = await self.list_files()
-        wanted = {self.fs_class._strip_protocol(p) for p in paths}
-        items = [(p, v) for p, v in listing.items() if p in wanted]
-        changed: dict[str, FileRecord | None] = {
-            self.file_url(p): None for p in wanted if p not in listing
-        }
+        wanted = {self.file_url(self.fs_class._strip_protocol(p)) for p in paths}
+        items = [(p, v) for p, v in listing.items() if self.file_url(p) in wanted]
+        listed = {self.file_url(p) for p in listing}
+        changed: dict[str, FileRecord | None] = {url: None for url in wanted - listed}
         for record in await self.read(items, source):
             changed[record.file] = record
         return changed
