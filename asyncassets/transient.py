@@ -30,6 +30,9 @@ _PERMANENT_ERRNOS = {
     errno.EROFS,
     errno.EDQUOT,
     errno.ENAMETOOLONG,
+    errno.EFBIG,
+    errno.ELOOP,
+    errno.EXDEV,
 }
 
 

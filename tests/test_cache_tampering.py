@@ -186,3 +186,55 @@ async def test_a_huge_announced_size_fails_at_once_and_clearly(
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024
     assert scripted_http_server.stats.bytes_for("/m.bin") == 0  # not one byte asked for
     assert [e for e in parted.entries() if e.complete] == []
+
+
+# -- a disk that refuses the file ---------------------------------------------------------------
+
+LIMITED_CHILD = """
+import asyncio, resource, signal, sys
+from asyncassets.cache import CheckpointCache, RetryPolicy
+from asyncassets.cache.layout import write_json_atomic
+from asyncassets.errors import AssetDownloadError
+from pathlib import Path
+
+# A file-size limit, as a full disk or a small quota refuses a write: EFBIG, not a signal.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+root, url = Path(sys.argv[1]), sys.argv[2]
+try:
+    write_json_atomic(root / "big.json", {"x": "y" * 200_000})
+except OSError as exc:
+    print("json:", exc.errno)
+cache = CheckpointCache(root / "cache", retry=RetryPolicy(attempts=6, initial=0.01, maximum=0.02))
+try:
+    asyncio.run(cache.fetch(url, progress=False))
+except AssetDownloadError as exc:
+    print("fetch:", exc)
+"""
+
+
+def test_a_refused_write_leaves_no_temporary_file_and_is_not_retried(
+    tmp_path: Path, scripted_http_server: ScriptedServer
+) -> None:
+    import errno
+    import subprocess
+    import sys
+
+    from fetch_children import REPO
+
+    url = scripted_http_server.put("big.bin", os.urandom(512 * 1024))
+    out = subprocess.run(
+        [sys.executable, "-c", LIMITED_CHILD, str(tmp_path), url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    ).stdout
+    assert f"json: {errno.EFBIG}" in out
+    assert [p.name for p in tmp_path.rglob("*.tmp")] == []  # nothing half-written left
+    fetch = next(line for line in out.splitlines() if line.startswith("fetch:"))
+    assert "larger than this file system or process allows" in fetch
+    assert "gave up after" not in fetch  # nothing was retried, so none is said
+    gets = [r for r in scripted_http_server.stats.requests if r[0] == "GET"]
+    assert len(gets) <= 4  # the parts in flight once, no retries

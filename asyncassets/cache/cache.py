@@ -130,6 +130,8 @@ _DISK_ERRORS = {
     errno.EROFS: "read-only file system",
     errno.ENOTDIR: "a path of the cache folder is a file, not a folder",
     errno.EEXIST: "a path of the cache folder is a file, not a folder",
+    errno.EFBIG: "the file is larger than this file system or process allows",
+    errno.ELOOP: "a path of the cache folder loops through symlinks",
 }
 _DISK_ADVICE = {
     errno.ENOSPC: "free space or prune the cache (asyncassets cache prune --max-size SIZE)",
@@ -139,6 +141,8 @@ _DISK_ADVICE = {
     errno.EROFS: "choose a writable folder (--cache-dir or $ASYNCASSETS_CACHE_DIR)",
     errno.ENOTDIR: "point --cache-dir or $ASYNCASSETS_CACHE_DIR at a folder",
     errno.EEXIST: "point --cache-dir or $ASYNCASSETS_CACHE_DIR at a folder",
+    errno.EFBIG: "use a cache folder on a file system that takes the file (ulimit -f too)",
+    errno.ELOOP: "remove the symlink loop, or point --cache-dir at another folder",
 }
 
 

@@ -208,12 +208,17 @@ def _safe_component(name: object) -> bool:
 def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a unique temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, sort_keys=True)
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, sort_keys=True)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a kill: no half-written file stays behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     if durable:
         _fsync_dir(path.parent)
 
