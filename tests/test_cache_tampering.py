@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
@@ -196,6 +197,7 @@ from asyncassets.cache import CheckpointCache, RetryPolicy
 from asyncassets.cache.layout import write_json_atomic
 from asyncassets.errors import AssetDownloadError
 from pathlib import Path
+from typing import Any
 
 # A file-size limit, as a full disk or a small quota refuses a write: EFBIG, not a signal.
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -238,3 +240,83 @@ def test_a_refused_write_leaves_no_temporary_file_and_is_not_retried(
     assert "gave up after" not in fetch  # nothing was retried, so none is said
     gets = [r for r in scripted_http_server.stats.requests if r[0] == "GET"]
     assert len(gets) <= 4  # the parts in flight once, no retries
+
+
+# -- redirects ----------------------------------------------------------------------------------
+
+
+class RedirectingServer:
+    """``/signed.bin`` redirects each GET to a presigned URL of a CDN that answers 503;
+    ``/ftp.bin`` redirects to an ftp:// URL. HEAD answers the size."""
+
+    SECRET = "SIGNATURE-VALUE-abc123"
+
+    def __init__(self) -> None:
+        from aiohttp import web
+        from servers import ThreadedApp
+
+        self.gets: dict[str, int] = {}
+        cdn = web.Application()
+        cdn.router.add_get("/blob", self._cdn)
+        self.cdn = ThreadedApp(cdn)
+        app = web.Application()
+        app.router.add_get("/{name}", self._origin)
+        self.origin = ThreadedApp(app)
+
+    async def _cdn(self, request: Any) -> Any:
+        from aiohttp import web
+
+        self.gets["cdn"] = self.gets.get("cdn", 0) + 1
+        return web.Response(status=503, text="busy")
+
+    async def _origin(self, request: Any) -> Any:
+        from aiohttp import web
+
+        name = request.match_info["name"]
+        if request.method == "HEAD":
+            return web.Response(headers={"Content-Length": "4096", "ETag": '"v1"'})
+        self.gets[name] = self.gets.get(name, 0) + 1
+        if name == "ftp.bin":
+            raise web.HTTPFound("ftp://127.0.0.1/blob")
+        signed = f"{self.cdn.url}/blob?X-Amz-Signature={self.SECRET}&X-Amz-Expires=60"
+        raise web.HTTPFound(signed)
+
+    def __enter__(self) -> RedirectingServer:
+        self.cdn.start()
+        self.origin.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.origin.stop()
+        self.cdn.stop()
+
+
+async def test_retry_warnings_never_show_a_signed_redirect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from asyncassets.cache import RetryPolicy
+
+    caplog.set_level(logging.DEBUG, logger="asyncassets")
+    retry = RetryPolicy(attempts=3, initial=0.01, maximum=0.02)
+    cache = CheckpointCache(tmp_path / "cache", retry=retry)
+    with RedirectingServer() as server:
+        with pytest.raises(AssetDownloadError) as info:
+            await cache.fetch(f"{server.origin.url}/signed.bin", progress=False)
+        assert server.gets["cdn"] >= 2  # it was retried, and said so
+    assert "retrying" in caplog.text
+    assert RedirectingServer.SECRET not in caplog.text
+    assert RedirectingServer.SECRET not in str(info.value)
+
+
+async def test_a_redirect_to_another_scheme_is_not_retried(tmp_path: Path) -> None:
+    from asyncassets.cache import RetryPolicy
+
+    retry = RetryPolicy(attempts=6, initial=0.01, maximum=0.02)
+    cache = CheckpointCache(tmp_path / "cache", retry=retry)
+    with RedirectingServer() as server:
+        with pytest.raises(AssetDownloadError, match="not HTTP") as info:
+            await cache.fetch(f"{server.origin.url}/ftp.bin", progress=False)
+        assert server.gets["ftp.bin"] == 1
+    assert "gave up after" not in str(info.value)

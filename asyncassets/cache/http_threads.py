@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import anyio.from_thread
 
-from asyncassets.errors import TransientError
+from asyncassets.errors import PermanentError, TransientError
 
 from .layout import RemoteFile, RemoteIdentity
 from .sources import (
@@ -56,6 +56,11 @@ class _OriginBoundRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(
         self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
     ) -> Any:
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):  # urllib would follow ftp://: retrying will not help
+            raise PermanentError(
+                f"redirected to a {scheme or 'relative'}:// URL, which is not HTTP"
+            )
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and _origin(new.full_url) != _origin(req.full_url):
             for name in list(new.headers):

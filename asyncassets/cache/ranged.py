@@ -39,6 +39,7 @@ from .layout import RemoteFile, read_json, write_json_atomic
 from .progress import ProgressReporter
 from .retry import RetryPolicy, call_with_retries
 from .sources import Source
+from .uri import scrub
 
 __all__ = ["JOURNAL_INTERVAL", "Downloaded", "TransferSettings", "download_file"]
 
@@ -454,7 +455,7 @@ async def _fetch_parts(
                 index,
                 source.display,
                 attempt_number,
-                exc,
+                scrub(str(exc)) or type(exc).__name__,  # a redirect's signed URL, say
                 writer.position,
             )
 

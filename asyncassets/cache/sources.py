@@ -320,6 +320,11 @@ class HTTPSource(Source):
                 location = resp.headers.get("Location")
                 if resp.status in _REDIRECTS and location:
                     target = target.join(yarl.URL(location, encoded=True))
+                    if target.scheme not in ("http", "https"):  # retrying will not help
+                        raise PermanentError(
+                            f"{self.display}: redirected to a {target.scheme or 'relative'}:// "
+                            "URL, which is not HTTP"
+                        )
                     continue
                 if (
                     self.remember_redirects
