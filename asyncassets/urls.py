@@ -122,6 +122,8 @@ def public_uri(uri: str) -> str:
             (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not is_signature_param(k)
         ]
         query = urlencode(kept)
+    if not netloc and "://" in uri:  # memory:///x stays memory:///x (urlunsplit drops //)
+        return f"{parts.scheme}://{parts.path}" + (f"?{query}" if query else "")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 

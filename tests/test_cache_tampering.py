@@ -320,3 +320,78 @@ async def test_a_redirect_to_another_scheme_is_not_retried(tmp_path: Path) -> No
             await cache.fetch(f"{server.origin.url}/ftp.bin", progress=False)
         assert server.gets["ftp.bin"] == 1
     assert "gave up after" not in str(info.value)
+
+
+# -- stalled peers: a cancelled fetch returns at once ---------------------------------------
+
+
+class Silent:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[Any] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+async def test_a_fetch_from_a_hub_that_never_answers_can_be_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import anyio
+
+    silent = Silent()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.port}")
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    cache = CheckpointCache(tmp_path / "cache")
+    try:
+        with anyio.fail_after(15):  # before: the API call waited for ever
+            started = time.monotonic()
+            with anyio.move_on_after(1) as scope:
+                await cache.fetch("hg://org/model", progress=False)
+            assert scope.cancelled_caught
+            assert time.monotonic() - started < 5
+    finally:
+        silent.close()
+
+
+async def test_a_fetch_stalled_mid_body_can_be_cancelled(
+    tmp_path: Path, scripted_http_server: ScriptedServer
+) -> None:
+    import time
+
+    import anyio
+
+    # 100 bytes a second: every part stalls in the middle of its body.
+    url = scripted_http_server.put("slow.bin", os.urandom(2**20), Script(rate=100))
+    cache = CheckpointCache(tmp_path / "cache", part_size=256 * 1024)
+    with anyio.fail_after(15):  # before, on trio: until the socket's 60 s timeout
+        started = time.monotonic()
+        with anyio.move_on_after(1) as scope:
+            await cache.fetch(url, progress=False)
+        assert scope.cancelled_caught
+        assert time.monotonic() - started < 5
+    assert cache.path_of(url) is None

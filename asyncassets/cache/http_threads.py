@@ -9,6 +9,7 @@ time through ``anyio.from_thread``.
 from __future__ import annotations
 
 import http.client
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -40,7 +41,11 @@ _CHUNK = 2**20
 _TIMEOUT = 60.0
 
 
-async def _deliver(write: WriteChunk, chunk: bytes) -> None:
+async def _deliver(write: WriteChunk, chunk: bytes, abandoned: threading.Event) -> None:
+    # On the loop's thread, as the caller's cleanup: after a cancellation, no chunk of an
+    # abandoned read reaches the file (whose descriptor may be closed, or reused, by now).
+    if abandoned.is_set():
+        raise anyio.get_cancelled_exc_class()()
     await write(chunk)
 
 
@@ -125,7 +130,7 @@ class ThreadedHTTPSource(Source):
                 self.display, resp.status, resp.reason, resp.headers, file, start, end
             )
 
-        received = await self._blocking(self._stream, file.path, headers, check, write)
+        received = await self._streaming(file.path, headers, check, write)
         if received != end - start:
             raise TransientError(
                 f"{self.display}: ranged read ended after {received} of {end - start} bytes"
@@ -137,10 +142,21 @@ class ThreadedHTTPSource(Source):
                 raise http_error(self.display, resp.status, resp.reason)
             check_range_validators(self.display, resp.headers, file.identity)
 
-        received = await self._blocking(self._stream, file.path, self._headers, check, write)
+        received = await self._streaming(file.path, self._headers, check, write)
         expected = file.identity.size
         if expected is not None and received != expected:
             raise TransientError(f"{self.display}: got {received} of {expected} bytes")
+
+    async def _streaming(
+        self, url: str, headers: dict[str, str], check: Callable[[Any], None], write: WriteChunk
+    ) -> int:
+        """:meth:`_stream` in a worker thread; a cancellation returns at once (the thread
+        stops at its next chunk, writing nothing more)."""
+        abandoned = threading.Event()
+        try:
+            return await self._blocking(self._stream, url, headers, check, write, abandoned)
+        finally:
+            abandoned.set()
 
     def _stream(
         self,
@@ -148,12 +164,13 @@ class ThreadedHTTPSource(Source):
         headers: dict[str, str],
         check: Callable[[Any], None],
         write: WriteChunk,
+        abandoned: threading.Event,
     ) -> int:
         """GET ``url`` in this worker thread, hand each megabyte to ``write`` on the loop."""
         received = 0
         with self._open(url, headers) as resp:
             check(resp)
-            while chunk := resp.read(_CHUNK):
+            while not abandoned.is_set() and (chunk := resp.read(_CHUNK)):
                 received += len(chunk)
-                anyio.from_thread.run(_deliver, write, chunk)
+                anyio.from_thread.run(_deliver, write, chunk, abandoned)
         return received

@@ -55,6 +55,9 @@ __all__ = [
 
 logger = logging.getLogger("asyncassets.cache.hub")
 
+#: Seconds the Hub's API may take to answer the one call a fetch makes.
+API_TIMEOUT = 30.0
+
 HUB_SCHEMES = frozenset({"hg", "hf"})
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -253,6 +256,7 @@ class HubSource(Source):
                 repo_type=self.target.repo_type,
                 revision=self.target.revision,
                 files_metadata=True,
+                timeout=API_TIMEOUT,  # a Hub that never answers is an error, not a wait
             )
         except Exception as exc:
             raise _hub_error(self.target, self.endpoint, exc) from None

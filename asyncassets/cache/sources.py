@@ -132,8 +132,15 @@ class Source(ABC):
         self._network_threads = anyio.CapacityLimiter(math.inf)
 
     async def _blocking(self, func: Callable[..., T], *args: Any) -> T:
-        """``func(*args)``, a blocking network call, in one of this source's worker threads."""
-        return await anyio.to_thread.run_sync(func, *args, limiter=self._network_threads)
+        """``func(*args)``, a blocking network call, in one of this source's worker threads.
+
+        Cancelling the caller returns at once: the thread is left to finish its call in the
+        background (a read blocked on a stalled server ends at its socket timeout), and a
+        thread that hands bytes back checks :meth:`abandoned` first, so nothing it reads
+        after that is written anywhere."""
+        return await anyio.to_thread.run_sync(
+            func, *args, limiter=self._network_threads, abandon_on_cancel=True
+        )
 
     @abstractmethod
     async def describe(self, kind_hint: str | None = None) -> RemoteListing:
