@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsIndex
+from urllib.parse import urlsplit
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -655,10 +656,18 @@ def _equal(stored: Any, wanted: Any) -> bool:
 
 
 def _same_bucket(source: str, uri: str) -> bool:
-    """``uri`` has the protocol and the bucket (or host) of the card store ``source``."""
+    """``uri`` has the protocol and the bucket (or host and port) of the card store
+    ``source``, parsed as a client parses them: ``https://evil.example?@cards.example.com/``
+    is evil.example (the query starts at ``?``), not cards.example.com."""
 
-    def split(url: str) -> tuple[str, str]:
-        scheme, _, rest = url.partition("://")
-        return scheme.lower(), rest.split("/", 1)[0].rpartition("@")[2].lower()
+    def origin(url: str) -> tuple[str, str, int | None] | None:
+        try:
+            parts = urlsplit(url)
+            if not parts.netloc:  # memory:///bucket/...: the first folder is the bucket
+                return parts.scheme.lower(), parts.path.lstrip("/").split("/")[0], None
+            return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+        except ValueError:  # a port that is no number, a bad IPv6 literal
+            return None
 
-    return split(source) == split(uri)
+    mine = origin(source)
+    return mine is not None and mine[1] != "" and mine == origin(uri)

@@ -129,3 +129,25 @@ def test_an_unreachable_store_with_a_password_says_so_without_it(
     assert code != 0
     _no_secret(out + err)
     assert os.fspath(tmp_path)  # the store is remote: nothing was written locally
+
+
+@pytest.mark.parametrize(
+    ("uri", "same"),
+    [
+        ("s3://cards-bucket/ckpt/m.pt", True),
+        ("s3://other-bucket/ckpt/m.pt", False),
+        ("https://cards.example.com/m.pt", True),
+        ("https://cards.example.com:443/m.pt", False),  # another port is another origin
+        ("https://evil.example?@cards.example.com/x", False),  # the client reads evil.example
+        ("https://evil.example#@cards.example.com/x", False),
+        ("https://cards.example.com.evil.example/x", False),
+        ("https://user:pw@cards.example.com/m.pt", True),
+        ("http://cards.example.com/m.pt", False),  # another scheme
+        ("https://[::1/x", False),  # unparsable
+    ],
+)
+def test_a_stores_options_go_only_to_its_own_origin(uri: str, same: bool) -> None:
+    from asyncassets.store import _same_bucket
+
+    source = "s3://cards-bucket/cards" if uri.startswith("s3") else "https://cards.example.com/c"
+    assert _same_bucket(source, uri) is same
