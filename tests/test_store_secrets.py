@@ -151,3 +151,19 @@ def test_a_stores_options_go_only_to_its_own_origin(uri: str, same: bool) -> Non
 
     source = "s3://cards-bucket/cards" if uri.startswith("s3") else "https://cards.example.com/c"
     assert _same_bucket(source, uri) is same
+
+
+async def test_an_http_store_with_a_query_token_says_why_it_lists_nothing(
+    card_server: CardServer,
+) -> None:
+    from asyncassets.errors import AssetMetadataError
+
+    url = card_server.url + "?token=abc123secret"
+    store = AssetStore([FileAssetMetadataProvider(url)], env_resolvers=[])
+    with pytest.raises(AssetMetadataError) as info:
+        await store.retrieve_card("small")
+    message = str(info.value)
+    assert "query string" in message and "header" in message
+    assert "abc123secret" not in message
+    _no_secret(message)
+    await store.aclose()

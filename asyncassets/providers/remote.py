@@ -132,6 +132,16 @@ class RemoteCardFolder:
 
     async def list_files(self) -> dict[str, str | None]:
         """``{object path: version}`` of every card file under the root."""
+        if self.protocol in ("http", "https") and "?" in self.root:
+            # fsspec lists an HTTP folder from the links of its page and joins them after
+            # the query (…/cards/?token=x/a.yaml): every file read would be the page again.
+            raise AssetMetadataError(
+                f"cannot list card folder {self.url}: an HTTP card folder is listed from its "
+                "page's links, which do not carry the URL's query string (?token=...); give "
+                "the credential as a header instead: --storage-option "
+                "'headers={Authorization: Bearer TOKEN}' (storage_options={'headers': ...})",
+                source=self.url,
+            )
         fs = await self.filesystem()
 
         async def find() -> dict[str, Any]:
