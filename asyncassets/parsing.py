@@ -2,8 +2,12 @@
 
 A card file holds one or more YAML documents separated by ``---``. Each document must be a
 mapping with a string ``name``; a document that is not is reported as a :class:`Problem`
-and skipped, while the other documents of the file still count. A YAML syntax error rejects
-the whole file (a file in the middle of an edit must not half-apply).
+and skipped, while the other documents of the file still count. A YAML syntax error or a
+duplicate key rejects the whole file (a file in the middle of an edit must not half-apply).
+
+YAML is read as fairseq2 reads it (ruamel's safe loader, YAML 1.2): by yaml-rs when a
+screen shows the file holds none of the forms where it and ruamel differ (the fast reader),
+else by :mod:`asyncassets.yaml12` (the exact reader, which also says where a file fails).
 """
 
 from __future__ import annotations
