@@ -25,7 +25,14 @@ from asyncassets.names import InvalidNameError, parse_card_name
 from asyncassets.problems import Problem
 from asyncassets.snapshot import CardEntry, FileFieldLines, FileRecord, new_entry
 from asyncassets.values import plain_value, short_repr, type_name
-from asyncassets.yaml12 import MAX_DEPTH, MAX_VALUES, LimitError, YamlValueError, too_many
+from asyncassets.yaml12 import (
+    MAX_DEPTH,
+    MAX_VALUES,
+    LimitError,
+    YamlValueError,
+    line_of,
+    too_many,
+)
 
 #: The line of each top-level key of one document, or of every document of its file.
 FieldLines = Mapping[str, int] | FileFieldLines
@@ -110,10 +117,6 @@ def measure_value(value: Any) -> int:
     """Expanded size of constructed data (every alias counted once per use), checking
     depth and cycles: raises :class:`LimitError` past a limit."""
     return _measure(value, _value_children, lambda _: None)
-
-
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
 
 
 def _scan_values(data: bytes | str) -> None:
@@ -245,7 +248,7 @@ _ANY_RULE = re.compile(
 )
 #: A file's shape, in one ``bytes.translate``: digits and ``_`` as ``0``, the bytes that
 #: introduce a value (``, : - [ { ? *`` and line breaks) as they are, the rest dropped.
-_SHAPE_KEPT = b",:-[{\n?*"
+_SHAPE_KEPT = "".join(_SCAN_CHARS).encode()
 _SHAPE = bytes(0x30 if 0x30 <= b <= 0x39 or b == 0x5F else b for b in range(256))
 _NOT_SHAPE = bytes(
     b for b in range(256) if not (0x30 <= b <= 0x39 or b == 0x5F or b in _SHAPE_KEPT)
@@ -413,7 +416,7 @@ def _exact_documents(data: bytes | str) -> tuple[list[tuple[int, Any]], FileFiel
     documents: list[tuple[int, Any]] = []
     key_lines: list[dict[str, int]] = []
     for node, value in yaml12.documents(data):
-        documents.append((_line(node) if node is not None else 1, value))
+        documents.append((line_of(node) if node is not None else 1, value))
         key_lines.append(_key_lines(node))
     return documents, _ComposedKeyLines(key_lines)
 
@@ -561,7 +564,7 @@ def make_entry(
     def problem(kind: str, message: str, at: int, **extra: Any) -> Problem:
         return Problem(kind, message, source, file, at, **extra)
 
-    def line_of(key: str) -> int:
+    def field_line(key: str) -> int:
         lines = field_lines.of(index) if isinstance(field_lines, FileFieldLines) else field_lines
         return lines.get(key, line)
 
@@ -581,13 +584,13 @@ def make_entry(
         return problem(
             "name",
             f"'name' must be a string, not {type_name(raw_name)} ({short_repr(raw_name)})",
-            line_of("name"),
+            field_line("name"),
             field="name",
         )
     try:
         canonical = parse_card_name(raw_name).canonical
     except InvalidNameError as exc:
-        return problem("name", str(exc), line_of("name"), card=raw_name, field="name")
+        return problem("name", str(exc), field_line("name"), card=raw_name, field="name")
     base = document.get("base")
     if base is not None:
         if not isinstance(base, str):
@@ -595,7 +598,7 @@ def make_entry(
                 "base",
                 f"card '{raw_name}': 'base' must be a string, not {type_name(base)} "
                 f"({short_repr(base)})",
-                line_of("base"),
+                field_line("base"),
                 card=canonical,
                 field="base",
             )
@@ -604,7 +607,7 @@ def make_entry(
                 "base",
                 f"card '{raw_name}': 'base' must be a plain card name without '@', "
                 f"not {short_repr(base)}",
-                line_of("base"),
+                field_line("base"),
                 card=canonical,
                 field="base",
             )

@@ -35,6 +35,7 @@ __all__ = [
     "YamlValueError",
     "document_nodes",
     "documents",
+    "line_of",
     "too_many",
 ]
 
@@ -154,33 +155,28 @@ def _table(rules: list[tuple[str, re.Pattern[str], str]]) -> Table:
     return {first: tuple(rules) for first, rules in table.items()}
 
 
-_NULL_FIRSTS = "~nN"
+def _rules(
+    bool_: re.Pattern[str], bool_firsts: str, float_: re.Pattern[str], int_: re.Pattern[str]
+) -> Table:
+    """ruamel's resolvers of one version: the number and bool rules differ, the rest not."""
+    return _table(
+        [
+            (BOOL, bool_, bool_firsts),
+            (FLOAT, float_, "-+0123456789."),
+            (INT, int_, "-+0123456789"),
+            (MERGE, _MERGE, "<"),
+            (NULL, _NULL, "~nN"),
+            (NULL, _NULL, ""),
+            (TIMESTAMP, _TIMESTAMP, "0123456789"),
+            (VALUE, _VALUE, "="),
+        ]
+    )
+
+
 #: YAML 1.2 (ruamel's default and fairseq2's).
-TABLE_12 = _table(
-    [
-        (BOOL, _BOOL_12, "tTfF"),
-        (FLOAT, _FLOAT_12, "-+0123456789."),
-        (INT, _INT_12, "-+0123456789"),
-        (MERGE, _MERGE, "<"),
-        (NULL, _NULL, _NULL_FIRSTS),
-        (NULL, _NULL, ""),
-        (TIMESTAMP, _TIMESTAMP, "0123456789"),
-        (VALUE, _VALUE, "="),
-    ]
-)
+TABLE_12 = _rules(_BOOL_12, "tTfF", _FLOAT_12, _INT_12)
 #: YAML 1.1, after a ``%YAML 1.1`` directive (ruamel keeps it for the rest of the stream).
-TABLE_11 = _table(
-    [
-        (BOOL, _BOOL_11, "yYnNtTfFoO"),
-        (FLOAT, _FLOAT_11, "-+0123456789."),
-        (INT, _INT_11, "-+0123456789"),
-        (MERGE, _MERGE, "<"),
-        (NULL, _NULL, _NULL_FIRSTS),
-        (NULL, _NULL, ""),
-        (TIMESTAMP, _TIMESTAMP, "0123456789"),
-        (VALUE, _VALUE, "="),
-    ]
-)
+TABLE_11 = _rules(_BOOL_11, "yYnNtTfFoO", _FLOAT_11, _INT_11)
 
 
 def resolve_plain(value: str, table: Table = TABLE_12) -> str:
@@ -270,7 +266,8 @@ class _PureLoader(
         self.state = None
 
 
-def _line(node: yaml.Node) -> int:
+def line_of(node: yaml.Node) -> int:
+    """The 1-based line where ``node`` starts."""
     return int(node.start_mark.line) + 1
 
 
@@ -417,17 +414,17 @@ class _Builder:
         known = memo.get(key)
         if known is not None:
             if known is _BUILDING:
-                raise LimitError(_RECURSIVE, _line(node))
+                raise LimitError(_RECURSIVE, line_of(node))
             return known
         if depth >= MAX_DEPTH:
-            raise LimitError(_TOO_DEEP, _line(node))
+            raise LimitError(_TOO_DEEP, line_of(node))
         memo[key] = _BUILDING
         if type(node) is yaml.MappingNode:
             result, size = self.mapping(node, depth)
         else:
             result, size = self.sequence(node, depth)
         if size > MAX_VALUES:
-            raise too_many(_line(node))
+            raise too_many(line_of(node))
         memo[key] = (result, size)
         return result, size
 
@@ -450,10 +447,12 @@ class _Builder:
         except (ValueError, KeyError, IndexError, OverflowError) as exc:
             reason = exc.args[0] if isinstance(exc, ValueError) and exc.args else exc
             message = f"{text[:40]!r} is not a valid {_short(tag)}: {reason}"
-            raise YamlValueError(message, _line(node)) from None
+            raise YamlValueError(message, line_of(node)) from None
         if tag in (SEQ, MAP, SET, OMAP, PAIRS):
-            raise YamlValueError(f"a {_short(tag)} cannot be a scalar ({text[:40]!r})", _line(node))
-        raise YamlValueError(f"unknown tag {_short(tag)!r} on {text[:40]!r}", _line(node))
+            raise YamlValueError(
+                f"a {_short(tag)} cannot be a scalar ({text[:40]!r})", line_of(node)
+            )
+        raise YamlValueError(f"unknown tag {_short(tag)!r} on {text[:40]!r}", line_of(node))
 
     def key(self, node: yaml.Node, depth: int) -> tuple[Any, int]:
         if node.tag == VALUE and type(node) is yaml.ScalarNode:  # "=" as a key is a string
@@ -464,7 +463,9 @@ class _Builder:
         try:
             hash(value)
         except TypeError:
-            raise YamlValueError(f"a {_kind(value)} cannot be a mapping key", _line(node)) from None
+            raise YamlValueError(
+                f"a {_kind(value)} cannot be a mapping key", line_of(node)
+            ) from None
         return value, size
 
     def pairs(self, node: yaml.Node) -> tuple[list[tuple[yaml.Node, yaml.Node]], bool]:
@@ -474,7 +475,7 @@ class _Builder:
         if key in self.merged:
             done = self.merged[key]
             if done is None:
-                raise LimitError(_RECURSIVE, _line(node))
+                raise LimitError(_RECURSIVE, line_of(node))
             return done
         self.merged[key] = None
         merge: list[tuple[yaml.Node, yaml.Node]] = []
@@ -485,7 +486,7 @@ class _Builder:
                 own.append((key_node, value_node))
                 continue
             if seen_merge:
-                raise YamlValueError("duplicate key '<<' (a second merge key)", _line(key_node))
+                raise YamlValueError("duplicate key '<<' (a second merge key)", line_of(key_node))
             seen_merge = True
             if type(value_node) is yaml.MappingNode:
                 merge.extend(self.pairs(value_node)[0])
@@ -496,7 +497,7 @@ class _Builder:
                         raise YamlValueError(
                             "a merge key (<<) takes a mapping or a list of mappings, "
                             f"not a list holding a {_node_kind(item)}",
-                            _line(item),
+                            line_of(item),
                         )
                     sources.append(self.pairs(item)[0])
                 for source in reversed(sources):
@@ -505,10 +506,10 @@ class _Builder:
                 raise YamlValueError(
                     "a merge key (<<) takes a mapping or a list of mappings, "
                     f"not a {_node_kind(value_node)}",
-                    _line(value_node),
+                    line_of(value_node),
                 )
             if len(merge) > MAX_VALUES:  # merges of merges grow the pairs geometrically
-                raise too_many(_line(node))
+                raise too_many(line_of(node))
         done = (merge + own, True) if merge else (own, seen_merge)
         self.merged[key] = done
         return done
@@ -516,7 +517,7 @@ class _Builder:
     def mapping(self, node: yaml.Node, depth: int) -> tuple[Any, int]:
         tag = node.tag
         if tag not in (MAP, SET):
-            raise YamlValueError(f"a mapping cannot be a {_short(tag)}", _line(node))
+            raise YamlValueError(f"a mapping cannot be a {_short(tag)}", line_of(node))
         pairs, merged = self.pairs(node)
         result: dict[Any, Any] = {}
         lines: dict[Any, int] = {}
@@ -537,8 +538,8 @@ class _Builder:
                 size += count
             if not merged:
                 if key in result:
-                    raise DuplicateKeyError(key, _line(key_node), lines[key])
-                lines[key] = _line(key_node)
+                    raise DuplicateKeyError(key, line_of(key_node), lines[key])
+                lines[key] = line_of(key_node)
             result[key] = value
         if tag == SET:
             return set(result), size
@@ -560,14 +561,14 @@ class _Builder:
                     size += count
             return result, size
         if tag not in (OMAP, PAIRS):
-            raise YamlValueError(f"a sequence cannot be a {_short(tag)}", _line(node))
+            raise YamlValueError(f"a sequence cannot be a {_short(tag)}", line_of(node))
         ordered: dict[Any, Any] = {}
         pairs: list[tuple[Any, Any]] = []
         for item in node.value:
             if type(item) is not yaml.MappingNode or len(item.value) != 1:
                 raise YamlValueError(
                     f"each item of an {_short(tag)} is a mapping of one key",
-                    _line(item),
+                    line_of(item),
                 )
             key_node, value_node = item.value[0]
             key, key_size = self.key(key_node, depth)
@@ -575,7 +576,7 @@ class _Builder:
             size += key_size + value_size + 1
             if tag == OMAP:
                 if key in ordered:
-                    raise DuplicateKeyError(key, _line(key_node), _line(key_node))
+                    raise DuplicateKeyError(key, line_of(key_node), line_of(key_node))
                 ordered[key] = value
             else:
                 pairs.append((key, value))
@@ -661,7 +662,7 @@ def documents(
             value, size = _Builder(version).build(node)
             total += size
             if total > MAX_VALUES:
-                raise too_many(_line(node))
+                raise too_many(line_of(node))
             yield node, value
     finally:
         loader.dispose()

@@ -217,43 +217,19 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     loop.close()
 
     median = statistics.median
-    rows = [
-        Row(
-            "cold load vs libyaml parse floor",
-            "s",
-            median(times["floor"]),
-            median(times["asyncassets"]),
-            FLOOR_TARGET,
-        ),
-        Row(
-            "  same, in one warm process",
-            "s",
-            median(warm["floor"]),
-            median(warm["asyncassets"]),
-            FLOOR_TARGET,
-        ),
-        Row(
-            "cold load vs fairseq2",
-            "s",
-            median(times["fairseq2"]),
-            median(times["asyncassets"]),
-            FAIRSEQ2_TARGET,
-        ),
-        Row(
-            "  same, in one warm process",
-            "s",
-            median(warm["fairseq2"]),
-            median(warm["asyncassets"]),
-            FAIRSEQ2_TARGET,
-        ),
-        Row(
-            "warm retrieve_card vs await + dict",
-            "us/call",
-            median(floor_calls) * 1e6,
-            median(store_calls) * 1e6,
-            WARM_TARGET,
-        ),
-    ]
+    rows = []
+    for label, baseline, target in (
+        ("cold load vs libyaml parse floor", "floor", FLOOR_TARGET),
+        ("cold load vs fairseq2", "fairseq2", FAIRSEQ2_TARGET),
+    ):
+        for metric, runs in ((label, times), ("  same, in one warm process", warm)):
+            rows.append(
+                Row(metric, "s", median(runs[baseline]), median(runs["asyncassets"]), target)
+            )
+    warm_floor, warm_ours = median(floor_calls) * 1e6, median(store_calls) * 1e6
+    rows.append(
+        Row("warm retrieve_card vs await + dict", "us/call", warm_floor, warm_ours, WARM_TARGET)
+    )
     return {
         "machine": machine_info(),
         "store": {"files": len(files), "cards": len(generated.names), "bytes": size},

@@ -248,7 +248,7 @@ def _replace_tree(source: Path, target: Path) -> None:
 
 
 async def _remove_tree(path: Path) -> None:
-    await anyio.to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
+    await anyio.to_thread.run_sync(remove_tree, path)
 
 
 class CheckpointCache:
@@ -536,25 +536,6 @@ class CheckpointCache:
         adopted = self._layout.adopt_partial(key, state)
         return adopted or self._layout.new_partial(key, state)
 
-    async def _wait_for_writer(
-        self,
-        uri: CheckpointURI,
-        key: str,
-        listing: RemoteListing,
-        expected: str | None,
-        state: dict[str, Any],
-    ) -> Path | None:
-        """When another writer is downloading the same version (a lock that lies let it in
-        beside us, or locks are off), wait for it to publish and return the entry, instead
-        of downloading the same bytes again; None when nobody is (or the writer died)."""
-        delay = 0.05
-        while await anyio.to_thread.run_sync(self._layout.live_partial, key, state) is not None:
-            await anyio.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
-            if (path := await self._hit(uri, key, listing, expected)) is not None:
-                return path
-        return await self._hit(uri, key, listing, expected)
-
     async def _own_partial(
         self,
         uri: CheckpointURI,
@@ -562,16 +543,20 @@ class CheckpointCache:
         listing: RemoteListing,
         expected: str | None,
         state: dict[str, Any],
-    ) -> Path | tuple[Path]:
-        """A partial to download into, or ``(path,)``: the entry another writer published.
-
-        Two processes the locks did not keep apart may start the same version at the same
-        moment: the one that started later steps back and waits for the other."""
+    ) -> tuple[Path | None, Path | None]:
+        """``(partial to download into, None)``, or ``(None, path)`` when another writer
+        (beside us because a lock lied, or locks are off) was downloading the same version
+        and published it while we waited: its bytes are not downloaded again. Of two
+        writers that start together, the later steps back and waits for the other."""
+        delay = 0.05
         while True:
-            if (
-                path := await self._wait_for_writer(uri, key, listing, expected, state)
-            ) is not None:
-                return (path,)
+            while await anyio.to_thread.run_sync(self._layout.live_partial, key, state):
+                await anyio.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+                if (path := await self._hit(uri, key, listing, expected)) is not None:
+                    return None, path
+            if (path := await self._hit(uri, key, listing, expected)) is not None:
+                return None, path
             partial = await anyio.to_thread.run_sync(self._partial_for, key, state)
             # A writer that started just before us may not be visible yet: once both are,
             # the later of the two sees the earlier (a tenth of a second against downloads
@@ -581,8 +566,8 @@ class CheckpointCache:
                 functools.partial(self._layout.live_partial, key, state, before=partial)
             )
             if earlier is None:
-                return partial
-            await anyio.to_thread.run_sync(remove_tree, partial)
+                return partial, None
+            await _remove_tree(partial)
 
     async def _describe(self, source: Source, kind_hint: str | None) -> RemoteListing:
         return await call_with_retries(self.settings.retry, lambda: source.describe(kind_hint))
@@ -674,9 +659,10 @@ class CheckpointCache:
             "created": time.time(),
         }
         if wait:
-            owned = await self._own_partial(uri, key, listing, expected, state)
-            if isinstance(owned, tuple):
-                return owned[0]
+            owned, published = await self._own_partial(uri, key, listing, expected, state)
+            if published is not None:
+                return published
+            assert owned is not None
             partial = owned
         else:
             partial = await anyio.to_thread.run_sync(self._partial_for, key, state)
