@@ -297,7 +297,7 @@ def _shape_bounded(shape: bytes, data: bytes) -> bool:
 #: the regex engine skips from one ``---`` to the next.)
 _MARKER = re.compile(
     rb"---(?<![^\n]---)"
-    rb"(?:(?=[ \t]+[^\s#])|[ \t]*(?:#[^\n]*)?(?:\n|\Z)(?:[ \t\r]*(?:#[^\n]*)?\n)*)"
+    rb"(?:(?=[ \t]+[^\s#])|[ \t]*+(?:#[^\n]*+)?(?:\n|\Z)(?:[ \t\r]*+(?:#[^\n]*+)?\n)*+)"
 )
 _WHITESPACE_TO_END = re.compile(rb"\s*\Z")
 #: The blank and comment lines before a file's first document.
