@@ -473,9 +473,11 @@ def scripted_http_server() -> Iterator[ScriptedServer]:
 
 
 class CountingProxy:
-    """A TCP proxy from 127.0.0.1:``port`` to ``target`` counting bytes each way."""
+    """A TCP proxy from 127.0.0.1:``port`` to ``target`` counting bytes each way. Its first
+    ``stall`` connections are a stalled peer: their requests are read and never answered."""
 
-    def __init__(self, target_url: str) -> None:
+    def __init__(self, target_url: str, *, stall: int = 0) -> None:
+        self.stall = stall
         hostport = target_url.split("://", 1)[-1].split("/", 1)[0]
         host, _, port = hostport.rpartition(":")
         self.target = (host, int(port))
@@ -517,6 +519,15 @@ class CountingProxy:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with self._lock:
             self.connections += 1
+            stalled = self.connections <= self.stall
+        if stalled:  # read whatever comes, answer nothing, until the client gives up
+            try:
+                while await reader.read(64 * 1024):
+                    pass
+            except (ConnectionError, OSError):
+                pass
+            writer.close()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -553,12 +564,12 @@ class CountingProxy:
 
 
 @pytest.fixture
-def counting_proxy() -> Iterator[Callable[[str], CountingProxy]]:
-    """``factory(target_url) -> CountingProxy`` (started; stopped after the test)."""
+def counting_proxy() -> Iterator[Callable[..., CountingProxy]]:
+    """``factory(target_url, stall=0) -> CountingProxy`` (started; stopped after the test)."""
     proxies: list[CountingProxy] = []
 
-    def make(target_url: str) -> CountingProxy:
-        proxy = CountingProxy(target_url).start()
+    def make(target_url: str, stall: int = 0) -> CountingProxy:
+        proxy = CountingProxy(target_url, stall=stall).start()
         proxies.append(proxy)
         return proxy
 

@@ -20,6 +20,7 @@ import anyio
 import anyio.from_thread
 
 from asyncassets.errors import PermanentError, TransientError
+from asyncassets.storage_options import READ_TIMEOUT
 
 from .layout import RemoteFile, RemoteIdentity
 from .sources import (
@@ -38,7 +39,6 @@ from .uri import entry_name
 __all__ = ["ThreadedHTTPSource"]
 
 _CHUNK = 2**20
-_TIMEOUT = 60.0
 
 
 async def _deliver(write: WriteChunk, chunk: bytes, abandoned: threading.Event) -> None:
@@ -100,7 +100,7 @@ class ThreadedHTTPSource(Source):
         """The response (any status; the caller checks it)."""
         request = urllib.request.Request(url, headers=headers, method=method)
         try:
-            return self._opener.open(request, timeout=_TIMEOUT)
+            return self._opener.open(request, timeout=READ_TIMEOUT)
         except urllib.error.HTTPError as exc:
             return exc  # an HTTPError is a response with a status and headers
         except (urllib.error.URLError, http.client.HTTPException) as exc:

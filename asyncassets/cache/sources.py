@@ -42,6 +42,7 @@ from asyncassets.errors import (
     TransientError,
 )
 from asyncassets.loops import on_asyncio
+from asyncassets.storage_options import CONNECT_TIMEOUT, READ_TIMEOUT, with_timeouts
 from asyncassets.transient import describe, status_of
 
 from .layout import RemoteFile, RemoteIdentity
@@ -277,7 +278,8 @@ class HTTPSource(Source):
         self._headers = {"Accept-Encoding": "identity", **configured}
         client_kwargs = dict(options.pop("client_kwargs", {}))
         client_kwargs.setdefault(
-            "timeout", aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+            "timeout",
+            aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT),
         )
         client_kwargs.setdefault("auto_decompress", False)
         # A 64 KiB read buffer (aiohttp's default) makes many tiny chunks at high rates.
@@ -428,7 +430,9 @@ class FsspecSource(Source):
             except (ImportError, ValueError) as exc:
                 raise PermanentError(f"cannot open {self.display}: {exc}") from exc
             is_async = bool(getattr(cls, "async_impl", False)) and use_async
-            options = {**self._options, "asynchronous": True} if is_async else self._options
+            options = with_timeouts(self._protocol, self._options)
+            if is_async:
+                options["asynchronous"] = True
             fs = cls(skip_instance_cache=True, **options)
             self._fs, self._async, self._path = fs, is_async, fs._strip_protocol(self.uri)
         if then_info and not self._async:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ import fsspec
 from fsspec.asyn import AsyncFileSystem
 
 from asyncassets.loops import current_loop, on_asyncio
+from asyncassets.storage_options import default_storage_options
 
 __all__ = [
     "acquire_filesystem",
@@ -31,39 +31,6 @@ __all__ = [
 
 _Key = tuple[Any, str, str]
 _pool: dict[_Key, tuple[Any, int]] = {}
-
-
-def default_storage_options(
-    protocol: str, options: Mapping[str, Any], max_concurrency: int
-) -> dict[str, Any]:
-    """``options`` plus what the usual environment says and what concurrency needs.
-
-    S3: ``$AWS_ENDPOINT_URL`` as the endpoint, and a connection pool as large as the
-    concurrency (aiobotocore's default pool holds 10). GCS: ``$STORAGE_EMULATOR_HOST``
-    as the endpoint (with anonymous access).
-    """
-    merged = copy.deepcopy(dict(options))
-    if protocol in ("s3", "s3a"):
-        client_kwargs = dict(merged.get("client_kwargs") or {})
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint and "endpoint_url" not in client_kwargs and "endpoint_url" not in merged:
-            client_kwargs["endpoint_url"] = endpoint
-        if client_kwargs:
-            merged["client_kwargs"] = client_kwargs
-        config_kwargs = dict(merged.get("config_kwargs") or {})
-        config_kwargs.setdefault("max_pool_connections", max(max_concurrency, 10))
-        # We retry with backoff ourselves; botocore's own 5 attempts on top of ours would
-        # keep a dead endpoint waiting for half a minute.
-        config_kwargs.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
-        merged["config_kwargs"] = config_kwargs
-    elif protocol in ("gs", "gcs"):
-        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-        if emulator and "endpoint_url" not in merged:
-            if "://" not in emulator:
-                emulator = f"http://{emulator}"
-            merged["endpoint_url"] = emulator
-            merged.setdefault("token", "anon")
-    return merged
 
 
 def _key(protocol: str, options: Mapping[str, Any]) -> _Key:

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import anyio
 import fsspec
+from fsspec import AbstractFileSystem
+from fsspec.asyn import AsyncFileSystem
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -144,10 +146,29 @@ class RemoteCardFolder:
             )
         fs = await self.filesystem()
 
+        async def ls(folder: str) -> list[dict[str, Any]]:
+            if uses_async_api(fs):
+                listing: list[dict[str, Any]] = await fs._ls(folder, detail=True)
+                return listing
+            return list(
+                await anyio.to_thread.run_sync(
+                    lambda: fs.ls(folder, detail=True), abandon_on_cancel=True
+                )
+            )
+
         async def find() -> dict[str, Any]:
+            if _walks_folders(fs):
+                found = await _walk_tree(self.root, ls)
+                if found:
+                    return found
+            # s3fs, gcsfs: one listing of the prefix; else a root that is a single file
             if uses_async_api(fs):
                 return dict(await fs._find(self.root, detail=True))
-            return dict(await anyio.to_thread.run_sync(lambda: fs.find(self.root, detail=True)))
+            return dict(
+                await anyio.to_thread.run_sync(
+                    lambda: fs.find(self.root, detail=True), abandon_on_cancel=True
+                )
+            )
 
         try:
             found = await self._retry(find)
@@ -187,7 +208,9 @@ class RemoteCardFolder:
         try:
             if uses_async_api(fs):
                 return bool(await fs._exists(self.root))
-            return bool(await anyio.to_thread.run_sync(fs.exists, self.root))
+            return bool(
+                await anyio.to_thread.run_sync(fs.exists, self.root, abandon_on_cancel=True)
+            )
         except Exception:
             return False
 
@@ -204,7 +227,7 @@ class RemoteCardFolder:
             if uses_async_api(fs):
                 data: bytes = await fs._cat_file(path, **self._cat_kwargs)
                 return data
-            return bytes(await anyio.to_thread.run_sync(fs.cat_file, path))
+            return bytes(await anyio.to_thread.run_sync(fs.cat_file, path, abandon_on_cancel=True))
 
         async def fetch(path: str, version: str | None, size: int | None) -> None:
             url = self.file_url(path)
@@ -270,6 +293,45 @@ class RemoteCardFolder:
 
 def _parse(batch: list[tuple[str, bytes, str | None]], source: str) -> list[FileRecord]:
     return parse_batch(batch, source=source)
+
+
+def _walks_folders(fs: Any) -> bool:
+    """``fs`` lists a tree with fsspec's generic walk, folder by folder (HTTP, memory; not
+    s3fs or gcsfs, which list a prefix at once). That walk leaves out a folder below the
+    root that it could not list (a timeout, a refused connection), whatever ``on_error``
+    says: the listing would come back short, and a refresh would drop that folder's cards
+    as deleted. Such trees are walked by :func:`_walk_tree` instead."""
+    if getattr(fs, "async_impl", False):
+        return type(fs)._find is AsyncFileSystem._find
+    return type(fs).find is AbstractFileSystem.find
+
+
+async def _walk_tree(
+    root: str, ls: Callable[[str], Awaitable[list[dict[str, Any]]]]
+) -> dict[str, Any]:
+    """``{path: info}`` of every file under ``root``, listed folder by folder with ``ls``.
+    A folder that vanished since its parent was listed is left out (a root that is gone
+    lists nothing); any other failure fails the listing, to be retried when transient. A
+    folder reached twice (links in a loop) is listed once."""
+    found: dict[str, Any] = {}
+    pending, seen = [root], {root}
+    while pending:
+        folder = pending.pop()
+        try:
+            listing = await ls(folder)
+        except FileNotFoundError:
+            if folder == root:
+                return {}
+            continue
+        for info in listing:
+            path = info["name"].rstrip("/")
+            if info.get("type") == "directory":
+                if path != folder and path not in seen:
+                    seen.add(path)
+                    pending.append(path)
+            else:
+                found[info["name"]] = info
+    return dict(sorted(found.items()))
 
 
 def _hidden(path: str) -> bool:
