@@ -44,11 +44,13 @@ from typing import Any
 # requests the emulator does not know. It must be set before anything imports gcsfs.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 __all__ = [
     "CountingProxy",
+    "OverlongProxy",
     "RequestStats",
     "ScriptedServer",
     "ServerProcess",
@@ -60,6 +62,7 @@ __all__ = [
     "gcs_storage_options",
     "http_static_server",
     "moto_server",
+    "overlong_proxy",
     "s3_storage_options",
     "scripted_http_server",
 ]
@@ -570,6 +573,84 @@ def counting_proxy() -> Iterator[Callable[..., CountingProxy]]:
 
     def make(target_url: str, stall: int = 0) -> CountingProxy:
         proxy = CountingProxy(target_url, stall=stall).start()
+        proxies.append(proxy)
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+
+
+# -- a hostile object store: a reverse proxy that lengthens ranged answers ------------------
+
+
+class OverlongProxy:
+    """An HTTP reverse proxy to ``target`` (moto, the GCS emulator) that answers each of
+    its first ``overlong`` ranged GETs (status 206) with the right ``Content-Range`` and a
+    longer body: an attacker's tail after the bytes asked for, as a hostile CDN sends it."""
+
+    TAIL = b"attacker's tail " * 64
+
+    def __init__(self, target_url: str, overlong: int) -> None:
+        self.target = target_url.rstrip("/")
+        self.overlong = overlong
+        self.lengthened = 0
+        app = web.Application(client_max_size=2**30)
+        app.router.add_route("*", "/{path:.*}", self._forward)
+        self._app = ThreadedApp(app)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return self._app.url
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(auto_decompress=False)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        async with self._session.request(
+            request.method,
+            self.target + request.path_qs,
+            headers=headers,
+            data=await request.read(),
+            allow_redirects=False,
+        ) as answer:
+            body = await answer.read()
+            out = {
+                k: v
+                for k, v in answer.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "connection")
+            }
+            if request.method == "HEAD":
+                out["Content-Length"] = answer.headers.get("Content-Length", "0")
+                return web.Response(status=answer.status, headers=out)
+            if answer.status == 206 and self.overlong > 0:
+                self.overlong -= 1
+                self.lengthened += 1
+                body += self.TAIL
+            return web.Response(status=answer.status, body=body, headers=out)
+
+    def start(self) -> OverlongProxy:
+        self._app.start()
+        return self
+
+    def stop(self) -> None:
+        if self._session is not None:
+            session = self._session
+            with contextlib.suppress(Exception):
+                self._app.call(session.close)
+        self._app.stop()
+
+
+@pytest.fixture
+def overlong_proxy() -> Iterator[Callable[[str, int], OverlongProxy]]:
+    """``factory(target_url, overlong) -> OverlongProxy`` (started; stopped after)."""
+    proxies: list[OverlongProxy] = []
+
+    def make(target_url: str, overlong: int) -> OverlongProxy:
+        proxy = OverlongProxy(target_url, overlong).start()
         proxies.append(proxy)
         return proxy
 

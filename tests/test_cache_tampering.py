@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
-from servers import Script, ScriptedServer
+from conftest import put_gcs_objects, put_s3_objects
+from servers import (
+    OverlongProxy,
+    Script,
+    ScriptedServer,
+    gcs_storage_options,
+    s3_storage_options,
+)
 
 from asyncassets.cache import CheckpointCache
 from asyncassets.errors import AssetDownloadError
@@ -171,6 +180,35 @@ async def test_a_server_that_always_answers_too_long_publishes_nothing(
         await parted.fetch(url)
     assert parted.path_of(url) is None
     assert [e for e in parted.entries() if e.complete] == []
+
+
+@pytest.mark.parametrize("store", ["s3", "gs"])
+async def test_an_object_store_answering_too_long_never_gets_its_tail_written(
+    parted: CheckpointCache,
+    request: pytest.FixtureRequest,
+    overlong_proxy: Callable[[str, int], OverlongProxy],
+    store: str,
+) -> None:
+    """S3 and GCS reads go through fsspec, not the HTTP transport: the same guarantee, with
+    a hostile object store (a proxy before moto or the GCS emulator) lengthening every
+    ranged answer. The fetch falls back to whole reads and publishes the exact object."""
+    payload = os.urandom(SIZE)
+    bucket = f"overlong-{uuid.uuid4().hex[:12]}"
+    if store == "s3":
+        endpoint = request.getfixturevalue("moto_server")
+        put_s3_objects(endpoint, bucket, {"m.bin": payload})
+        proxy = overlong_proxy(endpoint, 10_000)
+        options = s3_storage_options(proxy.url)
+    else:
+        endpoint = request.getfixturevalue("gcs_emulator")
+        put_gcs_objects(endpoint, bucket, {"m.bin": payload})
+        proxy = overlong_proxy(endpoint, 10_000)
+        options = gcs_storage_options(proxy.url)
+    uri = f"{store}://{bucket}/m.bin"
+    path = await parted.fetch(uri, storage_options=options, progress=False)
+    assert proxy.lengthened > 0, "the proxy did lengthen ranged answers"
+    assert path.stat().st_size == SIZE
+    assert path.read_bytes() == payload
 
 
 @pytest.mark.parametrize("announced", [2**62, 2**50])
