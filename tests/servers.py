@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # gcsfs reads this when it is imported: the experimental hierarchical-namespace probe sends
 # requests the emulator does not know. It must be set before anything imports gcsfs.
@@ -569,18 +569,30 @@ class CountingProxy:
 @pytest.fixture
 def counting_proxy() -> Iterator[Callable[..., CountingProxy]]:
     """``factory(target_url, stall=0) -> CountingProxy`` (started; stopped after the test)."""
-    proxies: list[CountingProxy] = []
+    with _stopped_after(
+        lambda target_url, stall=0: CountingProxy(target_url, stall=stall).start()
+    ) as make:
+        yield make
 
-    def make(target_url: str, stall: int = 0) -> CountingProxy:
-        proxy = CountingProxy(target_url, stall=stall).start()
-        proxies.append(proxy)
-        return proxy
+
+_Stoppable = TypeVar("_Stoppable", bound="CountingProxy | OverlongProxy")
+
+
+@contextlib.contextmanager
+def _stopped_after(start: Callable[..., _Stoppable]) -> Iterator[Callable[..., _Stoppable]]:
+    """A factory that starts servers with ``start`` and stops every one of them at exit."""
+    started: list[_Stoppable] = []
+
+    def make(*args: Any, **kwargs: Any) -> _Stoppable:
+        server = start(*args, **kwargs)
+        started.append(server)
+        return server
 
     try:
         yield make
     finally:
-        for proxy in proxies:
-            proxy.stop()
+        for server in started:
+            server.stop()
 
 
 # -- a hostile object store: a reverse proxy that lengthens ranged answers ------------------
@@ -645,17 +657,9 @@ class OverlongProxy:
 
 
 @pytest.fixture
-def overlong_proxy() -> Iterator[Callable[[str, int], OverlongProxy]]:
+def overlong_proxy() -> Iterator[Callable[..., OverlongProxy]]:
     """``factory(target_url, overlong) -> OverlongProxy`` (started; stopped after)."""
-    proxies: list[OverlongProxy] = []
-
-    def make(target_url: str, overlong: int) -> OverlongProxy:
-        proxy = OverlongProxy(target_url, overlong).start()
-        proxies.append(proxy)
-        return proxy
-
-    try:
+    with _stopped_after(
+        lambda target_url, overlong: OverlongProxy(target_url, overlong).start()
+    ) as make:
         yield make
-    finally:
-        for proxy in proxies:
-            proxy.stop()

@@ -186,7 +186,7 @@ async def test_a_server_that_always_answers_too_long_publishes_nothing(
 async def test_an_object_store_answering_too_long_never_gets_its_tail_written(
     parted: CheckpointCache,
     request: pytest.FixtureRequest,
-    overlong_proxy: Callable[[str, int], OverlongProxy],
+    overlong_proxy: Callable[..., OverlongProxy],
     store: str,
 ) -> None:
     """S3 and GCS reads go through fsspec, not the HTTP transport: the same guarantee, with
