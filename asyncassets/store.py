@@ -36,6 +36,7 @@ from asyncassets.providers.base import AssetMetadataProvider
 from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.resolution import CardIndex, requested_envs, resolve_card
 from asyncassets.snapshot import Snapshot, SnapshotDiff
+from asyncassets.urls import HUB_SCHEMES
 from asyncassets.watch import DEFAULT_DEBOUNCE_MS, watch_provider
 
 __all__ = ["AssetStore"]
@@ -577,7 +578,7 @@ class AssetStore:
             # A local path, unencoded: hand it over as a path so '#', '?' and '%' in file
             # names keep their meaning.
             uri = uri[len("file://") :]
-        from asyncassets.cache.hub import HUB_SCHEMES, hub_patterns  # not at start-up
+        from asyncassets.cache.hub import hub_patterns  # not at start-up
 
         if include is None and uri.split("://", 1)[0].lower() in HUB_SCHEMES:
             dataset = card.has_field("dataset_family") and not card.has_field("model_family")

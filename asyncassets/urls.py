@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "FILE_SCHEME",
+    "HUB_SCHEMES",
     "display_path",
     "file_url",
     "is_local_url",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 FILE_SCHEME = "file://"
+#: The schemes of Hugging Face Hub references: ``hg://ORG/REPO`` (fairseq2's) and
+#: ``hf://[models/|datasets/]ORG/REPO``.
+HUB_SCHEMES = frozenset({"hg", "hf"})
 
 # -- secrets in URLs ----------------------------------------------------------------------------
 #

@@ -39,10 +39,11 @@ from asyncassets.errors import (
     first_error,
 )
 from asyncassets.transient import is_transient
+from asyncassets.urls import HUB_SCHEMES
 
 from .archive import ArchiveError, archive_kind, extract_archive, extracted_name
 from .eviction import Shelf
-from .hub import HUB_SCHEMES, HubTarget, hub_offline, select_files
+from .hub import HubTarget, hub_offline, select_files
 from .layout import (
     ACTIVE_PARTIALS,
     DEFAULT_GRACE_SECONDS,

@@ -37,6 +37,7 @@ import anyio
 from asyncassets.envs import env_flag
 from asyncassets.errors import PermanentError, TransientError
 from asyncassets.loops import on_asyncio
+from asyncassets.urls import HUB_SCHEMES
 
 from .layout import RemoteFile, RemoteIdentity
 from .sources import RemoteListing, Source, WriteChunk, folder_identity
@@ -58,7 +59,6 @@ logger = logging.getLogger("asyncassets.cache.hub")
 #: Seconds the Hub's API may take to answer the one call a fetch makes.
 API_TIMEOUT = 30.0
 
-HUB_SCHEMES = frozenset({"hg", "hf"})
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 #: The files fairseq2 takes from a Hub repo for a checkpoint and for a tokenizer.
