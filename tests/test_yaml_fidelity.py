@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from asyncassets import yaml12
-from asyncassets.parsing import _fast_documents, parse_card_file, read_documents
+from asyncassets.fast_reader import fast_documents
+from asyncassets.parsing import parse_card_file, read_documents
 
 sys_path = Path(__file__).parent / "data"
 import sys  # noqa: E402
@@ -140,7 +141,7 @@ FAST_CASES = {
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_the_fast_reader_reads_each_form_it_takes_as_fairseq2(case: dict[str, Any]) -> None:
     expect = case["expect"]
-    documents = _fast_documents(case["yaml"].encode())
+    documents = fast_documents(case["yaml"].encode())
     if case["id"] in FAST_CASES:
         assert documents is not None, "the fast reader should take this everyday form"
     if documents is None:
@@ -153,7 +154,7 @@ def test_the_fast_reader_reads_each_form_it_takes_as_fairseq2(case: dict[str, An
 
 
 def test_the_fast_reader_takes_most_of_the_table() -> None:
-    taken = [case["id"] for case in CASES if _fast_documents(case["yaml"].encode()) is not None]
+    taken = [case["id"] for case in CASES if fast_documents(case["yaml"].encode()) is not None]
     assert len(taken) >= 100
     assert set(taken) >= FAST_CASES
 
@@ -211,7 +212,7 @@ def _token(rng: random.Random) -> str:
 
 
 def _both(text: str) -> tuple[Any, Any] | None:
-    fast = _fast_documents(text.encode())
+    fast = fast_documents(text.encode())
     if fast is None:
         return None
     try:
@@ -290,7 +291,7 @@ def test_the_readers_agree_on_random_documents() -> None:
 def test_yaml_rs_is_the_fast_reader_here() -> None:
     # The fast reader is an accelerator: without yaml-rs every file takes the exact one.
     # CI installs it, so the fast path above is really exercised.
-    assert _fast_documents(b"name: a\n") == [(1, {"name": "a"})]
+    assert fast_documents(b"name: a\n") == [(1, {"name": "a"})]
     assert yaml.__with_libyaml__
 
 
@@ -298,6 +299,6 @@ def test_the_fast_reader_takes_the_fairseq2_corpus(corpus_dir: Path) -> None:
     # Speed is the fast reader's whole point: the screen must not send everyday card files
     # to the exact reader (a rule too broad once sent a fifth of bench/lookup.py's files).
     files = sorted((corpus_dir / "fairseq2-cards").rglob("*.yaml"))
-    taken = [path.name for path in files if _fast_documents(path.read_bytes()) is not None]
+    taken = [path.name for path in files if fast_documents(path.read_bytes()) is not None]
     assert len(files) >= 20
     assert len(taken) >= len(files) - 2, sorted({p.name for p in files} - set(taken))
