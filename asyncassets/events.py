@@ -1,17 +1,22 @@
-"""Change events: what a refresh changed, as the store reports it."""
+"""Change events: what a refresh changed, and the feed that hands them to subscribers."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
 from asyncassets.errors import AssetError
 from asyncassets.problems import Problem
+from asyncassets.snapshot import Snapshot, SnapshotDiff
 
-__all__ = ["ChangeEvent"]
+__all__ = ["ChangeEvent", "ChangeFeed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +105,60 @@ def _time(value: Any) -> datetime:
         return datetime.fromisoformat(value)
     except ValueError:
         raise AssetError(f"change event 'time' is not an ISO 8601 time: {value!r}") from None
+
+
+class ChangeFeed:
+    """Hands every :class:`ChangeEvent` to every subscriber, each over its own anyio
+    memory stream (unbounded: a refresh never waits for a slow reader).
+
+    A store reports each snapshot swap with :meth:`swapped` and each failed refresh with
+    :meth:`refresh_failed`; readers iterate :meth:`subscribe`.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: set[MemoryObjectSendStream[ChangeEvent]] = set()
+        #: Files whose last refresh had problems: their fix is news even when no name changed.
+        self._files_with_problems: set[str] = set()
+
+    def __len__(self) -> int:
+        """How many subscribers are listening."""
+        return len(self._subscribers)
+
+    def publish(self, event: ChangeEvent) -> None:
+        """Send ``event`` to every subscriber; drop those that stopped listening."""
+        for stream in list(self._subscribers):
+            try:
+                stream.send_nowait(event)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._subscribers.discard(stream)
+
+    def swapped(self, source: str, snapshot: Snapshot, diff: SnapshotDiff) -> None:
+        """Publish what a provider's new ``snapshot`` changed: names added, modified or
+        removed, the problems of the refreshed files, and the fix of a file that had one.
+        Nothing is published (or remembered) while nobody listens."""
+        if not self._subscribers or (not diff.files and not diff):
+            return
+        problems = tuple(
+            p for f in sorted(diff.files) if (r := snapshot.files.get(f)) for p in r.problems
+        )
+        if diff or problems or diff.files & self._files_with_problems:
+            self.publish(ChangeEvent(diff.added, diff.modified, diff.removed, problems, source))
+        self._files_with_problems -= diff.files
+        self._files_with_problems |= {p.file for p in problems if p.file}
+
+    def refresh_failed(self, source: str, exc: BaseException) -> None:
+        """Publish a ``watch`` problem: refreshing ``source`` failed with ``exc``."""
+        problem = Problem("watch", f"cannot refresh: {exc}", source)
+        self.publish(ChangeEvent(problems=(problem,), source=source))
+
+    async def subscribe(self) -> AsyncIterator[ChangeEvent]:
+        """Every event published from the first iteration on, until the caller stops."""
+        send, receive = anyio.create_memory_object_stream[ChangeEvent](math.inf)
+        self._subscribers.add(send)
+        try:
+            async with receive:
+                async for event in receive:
+                    yield event
+        finally:
+            self._subscribers.discard(send)
+            send.close()

@@ -8,7 +8,6 @@ at the same time.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any, SupportsIndex
 from urllib.parse import urlsplit
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 
 from asyncassets.card import AssetCard
 from asyncassets.checks import index_problems
@@ -28,7 +26,7 @@ from asyncassets.errors import (
     AssetError,
     AssetMetadataError,
 )
-from asyncassets.events import ChangeEvent
+from asyncassets.events import ChangeEvent, ChangeFeed
 from asyncassets.loops import LoopLocalLock
 from asyncassets.names import InvalidNameError
 from asyncassets.problems import Problem
@@ -151,8 +149,7 @@ class AssetStore:
         self._lock = LoopLocalLock()
         #: Providers this store listens to, by identity (kept alive so ids stay unique).
         self._listening: dict[int, AssetMetadataProvider] = {}
-        self._subscribers: set[MemoryObjectSendStream[ChangeEvent]] = set()
-        self._files_with_problems: set[str] = set()
+        self._feed = ChangeFeed()
 
     # -- providers and envs
 
@@ -228,28 +225,10 @@ class AssetStore:
 
     def _on_swap(self, provider: Any, snapshot: Snapshot, diff: SnapshotDiff) -> None:
         self._invalidate()
-        if not self._subscribers or (not diff.files and not diff):
-            return
-        problems = tuple(
-            p for f in sorted(diff.files) if (r := snapshot.files.get(f)) for p in r.problems
-        )
-        if diff or problems or diff.files & self._files_with_problems:
-            self._publish(
-                ChangeEvent(diff.added, diff.modified, diff.removed, problems, provider.source)
-            )
-        self._files_with_problems -= diff.files
-        self._files_with_problems |= {p.file for p in problems if p.file}
-
-    def _publish(self, event: ChangeEvent) -> None:
-        for stream in list(self._subscribers):
-            try:
-                stream.send_nowait(event)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._subscribers.discard(stream)
+        self._feed.swapped(provider.source, snapshot, diff)
 
     def _on_watch_error(self, provider: AssetMetadataProvider, exc: BaseException) -> None:
-        problem = Problem("watch", f"cannot refresh: {exc}", provider.source)
-        self._publish(ChangeEvent(problems=(problem,), source=provider.source))
+        self._feed.refresh_failed(provider.source, exc)
 
     # -- loading
 
@@ -486,21 +465,13 @@ class AssetStore:
         if body_error is not None:
             raise body_error
 
-    async def changes(self) -> AsyncIterator[ChangeEvent]:
+    def changes(self) -> AsyncIterator[ChangeEvent]:
         """Every :class:`ChangeEvent` from now on (each subscriber gets every event).
 
         Events arrive while :meth:`watching` runs, or after any explicit
         ``provider.refresh()``.
         """
-        send, receive = anyio.create_memory_object_stream[ChangeEvent](math.inf)
-        self._subscribers.add(send)
-        try:
-            async with receive:
-                async for event in receive:
-                    yield event
-        finally:
-            self._subscribers.discard(send)
-            send.close()
+        return self._feed.subscribe()
 
     # -- prefetch
 
