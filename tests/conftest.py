@@ -30,6 +30,7 @@ import pytest
 from servers import *  # noqa: F403  (re-exports the server fixtures)
 from servers import gcs_storage_options, s3_storage_options
 
+from asyncassets.cache import CheckpointCache
 from asyncassets.providers.file import FileAssetMetadataProvider
 
 #: The async backends a module opts into with ``anyio_backend = both_backends``.
@@ -124,6 +125,35 @@ def write_cards(card_dir: Path) -> Callable[..., Path]:
         return root
 
     return write
+
+
+# -- the checkpoint cache --------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_cache(tmp_path: Path) -> Callable[..., CheckpointCache]:
+    """``make_cache(folder="cache", **settings) -> CheckpointCache`` in ``tmp_path / folder``
+    (``settings``: ``part_size``, ``concurrency``, ``retry``... as ``CheckpointCache`` takes)."""
+
+    def make(folder: str = "cache", **settings: Any) -> CheckpointCache:
+        return CheckpointCache(tmp_path / folder, **settings)
+
+    return make
+
+
+@pytest.fixture
+def cache_settings() -> dict[str, Any]:
+    """The keywords of the ``cache`` fixture (none: the defaults). A module that tests other
+    part sizes, concurrency or retries overrides this fixture, or a test parametrizes it."""
+    return {}
+
+
+@pytest.fixture
+def cache(
+    make_cache: Callable[..., CheckpointCache], cache_settings: dict[str, Any]
+) -> CheckpointCache:
+    """A ``CheckpointCache`` in ``tmp_path / "cache"`` with ``cache_settings``."""
+    return make_cache(**cache_settings)
 
 
 # -- backends --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
@@ -17,8 +18,8 @@ from asyncassets.errors import AssetDownloadError
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
-    return CheckpointCache(tmp_path / "cache", part_size=64 * 1024, concurrency=4)
+def cache_settings() -> dict[str, Any]:
+    return {"part_size": 64 * 1024, "concurrency": 4}
 
 
 def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:

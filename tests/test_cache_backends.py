@@ -24,8 +24,8 @@ from asyncassets.cache import CheckpointCache
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
-    return CheckpointCache(tmp_path / "cache", part_size=4 * 2**20, concurrency=8)
+def cache_settings() -> dict[str, Any]:
+    return {"part_size": 4 * 2**20, "concurrency": 8}
 
 
 async def test_a_big_fetch_with_its_checksum_and_a_prune_never_block_the_loop(

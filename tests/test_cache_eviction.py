@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import filelock
 import pytest
@@ -14,8 +15,8 @@ from asyncassets.cache import CheckpointCache
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
-    return CheckpointCache(tmp_path / "cache", part_size=64 * 1024, concurrency=4)
+def cache_settings() -> dict[str, Any]:
+    return {"part_size": 64 * 1024, "concurrency": 4}
 
 
 @pytest.fixture

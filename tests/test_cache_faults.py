@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
@@ -18,9 +19,9 @@ SIZE = 4 * PART + 999
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
+def cache_settings() -> dict[str, Any]:
     retry = RetryPolicy(attempts=5, initial=0.01, maximum=0.05)
-    return CheckpointCache(tmp_path / "cache", part_size=PART, concurrency=4, retry=retry)
+    return {"part_size": PART, "concurrency": 4, "retry": retry}
 
 
 @pytest.fixture

@@ -63,11 +63,6 @@ def hub(hub_server: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     return hub_server
 
 
-@pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
-    return CheckpointCache(tmp_path / "cache")
-
-
 def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 

@@ -31,9 +31,9 @@ MakeProxy = Callable[..., HookProxy]
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
+def cache_settings() -> dict[str, Any]:
     # One part at a time: the overwrite lands between two parts of one download.
-    return CheckpointCache(tmp_path / "cache", part_size=PART, concurrency=1, retry=FAST_RETRY)
+    return {"part_size": PART, "concurrency": 1, "retry": FAST_RETRY}
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
@@ -22,8 +23,8 @@ SIGNED = (
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
-    return CheckpointCache(tmp_path / "cache", part_size=2**20, concurrency=4)
+def cache_settings() -> dict[str, Any]:
+    return {"part_size": 2**20, "concurrency": 4}
 
 
 def all_cache_bytes(root: Path) -> bytes:

@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -27,9 +28,9 @@ def _child(root: Path, url: str, go: Path, name: str) -> subprocess.Popen[str]:
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
+def cache_settings() -> dict[str, Any]:
     retry = RetryPolicy(attempts=4, initial=0.01, maximum=0.05)
-    return CheckpointCache(tmp_path / "cache", part_size=PART, concurrency=4, retry=retry)
+    return {"part_size": PART, "concurrency": 4, "retry": retry}
 
 
 async def test_64_concurrent_fetches_download_the_bytes_once(

@@ -22,8 +22,8 @@ PART = 256 * 1024
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
-    return CheckpointCache(tmp_path / "cache", part_size=PART, concurrency=4, retry=FAST_RETRY)
+def cache_settings() -> dict[str, Any]:
+    return {"part_size": PART, "concurrency": 4, "retry": FAST_RETRY}
 
 
 @pytest.fixture

@@ -33,11 +33,6 @@ PAYLOAD = os.urandom(64 * 1024)
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
-    return CheckpointCache(tmp_path / "cache")
-
-
-@pytest.fixture
 def outside(tmp_path: Path) -> Path:
     """A folder next to the cache, holding what an attacker wants served or deleted."""
     folder = tmp_path / "outside"
@@ -153,11 +148,11 @@ SIZE = 3 * 256 * 1024 + 1000  # four parts, the last a short one
 
 
 @pytest.fixture
-def parted(tmp_path: Path) -> CheckpointCache:
+def parted(make_cache: Callable[..., CheckpointCache]) -> CheckpointCache:
     from asyncassets.cache import RetryPolicy
 
     retry = RetryPolicy(attempts=4, initial=0.01, maximum=0.05)
-    return CheckpointCache(tmp_path / "parted", part_size=256 * 1024, concurrency=4, retry=retry)
+    return make_cache("parted", part_size=256 * 1024, concurrency=4, retry=retry)
 
 
 async def test_an_over_long_ranged_answer_is_never_written(

@@ -23,11 +23,6 @@ LLAMA_URL = "https://ai.meta.com/llama"
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
-    return CheckpointCache(tmp_path / "cache")
-
-
-@pytest.fixture
 def main_corpus(corpus_dir: Path) -> Path:
     return corpus_dir / "fairseq2-cards" / "main-027bdeb"
 

@@ -25,11 +25,6 @@ from asyncassets.cache import CheckpointCache
 from asyncassets.cli import main
 
 
-@pytest.fixture
-def cache(tmp_path: Path) -> CheckpointCache:
-    return CheckpointCache(tmp_path / "cache")
-
-
 def _publish(server: StaticServer, data: bytes) -> str:
     name = f"{uuid.uuid4().hex}.bin"
     (server.folder / name).write_bytes(data)
