@@ -8,12 +8,11 @@ at the same time.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsIndex
-from urllib.parse import urlsplit
 
 import anyio
 
@@ -29,12 +28,12 @@ from asyncassets.errors import (
 from asyncassets.events import ChangeEvent, ChangeFeed
 from asyncassets.loops import LoopLocalLock
 from asyncassets.names import InvalidNameError
+from asyncassets.planning import plan_fetch
 from asyncassets.problems import Problem
 from asyncassets.providers.base import AssetMetadataProvider
 from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.resolution import CardIndex, requested_envs, resolve_card
 from asyncassets.snapshot import Snapshot, SnapshotDiff
-from asyncassets.urls import HUB_SCHEMES
 from asyncassets.watch import DEFAULT_DEBOUNCE_MS, watch_provider
 
 __all__ = ["AssetStore"]
@@ -518,67 +517,27 @@ class AssetStore:
         gated, as fairseq2's gated models are: :class:`AssetGatedError` says where to
         request access. Without ``url`` either, it is the usual :class:`AssetCardError`.
         """
-        from asyncassets.errors import AssetGatedError
-
         card = await self.retrieve_card(name)
-        target = card.field(field)
-        if not target.exists():
-            url = card.field("url").raw_value if card.has_field("url") else None
-            if isinstance(url, str) and url.strip():
-                raise AssetGatedError(
-                    f"card '{card.name}' is gated: it sets no '{field}', only a url;"
-                    f" request access at {url.strip()}, then add the {field} to the card"
-                    f" (a '{card.name}@user' card in your user store setting"
-                    f" '{field}: <path or URI>')",
-                    name=card.name,
-                    field=field,
-                    url=url.strip(),
-                )
-        uri = target.as_uri()
-        # The checksum belongs with the checkpoint: read it from the card that sets the
-        # field, not from a base that may describe another file.
-        holder = target.holder
-        sha256 = holder.raw_metadata.get("checksum")
-        if sha256 is not None and (not isinstance(sha256, str) or not sha256.startswith("sha256:")):
-            raise AssetCardError(
-                f"card '{holder.name}': field 'checksum' must read 'sha256:<hex>', not {sha256!r}",
-                name=holder.name,
-                field="checksum",
-            )
-        if uri.startswith("file://"):
-            # A local path, unencoded: hand it over as a path so '#', '?' and '%' in file
-            # names keep their meaning.
-            uri = uri[len("file://") :]
-        from asyncassets.cache.hub import hub_patterns  # not at start-up
-
-        if include is None and uri.split("://", 1)[0].lower() in HUB_SCHEMES:
-            dataset = card.has_field("dataset_family") and not card.has_field("model_family")
-            include = hub_patterns(field, dataset=dataset)
+        plan = plan_fetch(card, field, include=include, stores=self._remote_stores())
         path: Path = await self.cache.fetch(
-            uri,
-            sha256=sha256,
+            plan.uri,
+            sha256=plan.sha256,
             force=force,
             local_only=local_only,
             progress=progress,
-            storage_options=self._storage_options_for(target.source, uri),
+            storage_options=plan.storage_options,
             extract=extract,
-            include=include,
+            include=plan.include,
         )
         return path
 
-    def _storage_options_for(self, card_file: str, uri: str) -> dict[str, Any] | None:
-        """The storage options of the card store that defined the card, when ``uri`` is in
-        that same store's bucket or host: credentials and headers given for one store are
-        never sent to another bucket or host that a card names."""
-        for provider in self.providers_by_precedence():
-            if (
-                isinstance(provider, FileAssetMetadataProvider)
-                and not provider.is_local
-                and card_file.startswith(provider.source)
-                and _same_bucket(provider.source, uri)
-            ):
-                return dict(provider.storage_options)
-        return None
+    def _remote_stores(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """The remote card stores and their storage options, highest precedence first."""
+        return [
+            (provider.source, provider.storage_options)
+            for provider in self.providers_by_precedence()
+            if isinstance(provider, FileAssetMetadataProvider) and not provider.is_local
+        ]
 
     # -- lifetime
 
@@ -625,21 +584,3 @@ def _equal(stored: Any, wanted: Any) -> bool:
         return bool(stored == wanted)
     except Exception:
         return False
-
-
-def _same_bucket(source: str, uri: str) -> bool:
-    """``uri`` has the protocol and the bucket (or host and port) of the card store
-    ``source``, parsed as a client parses them: ``https://evil.example?@cards.example.com/``
-    is evil.example (the query starts at ``?``), not cards.example.com."""
-
-    def origin(url: str) -> tuple[str, str, int | None] | None:
-        try:
-            parts = urlsplit(url)
-            if not parts.netloc:  # memory:///bucket/...: the first folder is the bucket
-                return parts.scheme.lower(), parts.path.lstrip("/").split("/")[0], None
-            return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
-        except ValueError:  # a port that is no number, a bad IPv6 literal
-            return None
-
-    mine = origin(source)
-    return mine is not None and mine[1] != "" and mine == origin(uri)

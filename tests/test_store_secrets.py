@@ -147,7 +147,7 @@ def test_an_unreachable_store_with_a_password_says_so_without_it(
     ],
 )
 def test_a_stores_options_go_only_to_its_own_origin(uri: str, same: bool) -> None:
-    from asyncassets.store import _same_bucket
+    from asyncassets.planning import _same_bucket
 
     source = "s3://cards-bucket/cards" if uri.startswith("s3") else "https://cards.example.com/c"
     assert _same_bucket(source, uri) is same

@@ -43,14 +43,11 @@ from .layout import RemoteFile, RemoteIdentity
 from .sources import RemoteListing, Source, WriteChunk, folder_identity
 
 __all__ = [
-    "CHECKPOINT_PATTERNS",
     "HUB_SCHEMES",
-    "TOKENIZER_PATTERNS",
     "HubSource",
     "HubTarget",
     "hf_hub_cache",
     "hub_offline",
-    "hub_patterns",
     "select_files",
 ]
 
@@ -60,10 +57,6 @@ logger = logging.getLogger("asyncassets.cache.hub")
 API_TIMEOUT = 30.0
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-
-#: The files fairseq2 takes from a Hub repo for a checkpoint and for a tokenizer.
-CHECKPOINT_PATTERNS = ("*.safetensors*", "*.pt")
-TOKENIZER_PATTERNS = ("tokenizer*.json",)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REPO_TYPES = {"models": "model", "datasets": "dataset"}
@@ -125,19 +118,6 @@ class HubTarget:
         at = f" at revision {self.revision}" if self.revision else ""
         inside = f", path {self.path}" if self.path else ""
         return f"{kind} repo {self.repo_id}{at}{inside}"
-
-
-def hub_patterns(field: str, *, dataset: bool = False) -> tuple[str, ...] | None:
-    """The files of a Hub repo that a card's ``field`` means (fairseq2's choice): a
-    checkpoint's weights, a tokenizer's JSON files; a dataset card (or any other field) the
-    whole repo (``None``)."""
-    if dataset:
-        return None
-    if field == "checkpoint":
-        return CHECKPOINT_PATTERNS
-    if field == "tokenizer":
-        return TOKENIZER_PATTERNS
-    return None
 
 
 def select_files(files: Iterable[RemoteFile], include: Sequence[str]) -> list[RemoteFile]:
