@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, SupportsIndex
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -30,6 +30,7 @@ from asyncassets.loops import LoopLocalLock
 from asyncassets.names import InvalidNameError
 from asyncassets.planning import plan_fetch
 from asyncassets.problems import Problem
+from asyncassets.provider_list import ProviderList
 from asyncassets.providers.base import AssetMetadataProvider
 from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.resolution import CardIndex, requested_envs, resolve_card
@@ -43,69 +44,6 @@ if TYPE_CHECKING:
     from asyncassets.cache.cache import ProgressCallback
 
 logger = logging.getLogger("asyncassets.store")
-
-
-class ProviderList(list[AssetMetadataProvider]):
-    """A list of providers that tells its store when it changes (append is the seed's
-    way of registering a store)."""
-
-    def __init__(self, items: Iterable[AssetMetadataProvider], on_change: Callable[[], None]):
-        super().__init__(items)
-        self._on_change = on_change
-
-    def _changed(self) -> None:
-        self._on_change()
-
-    def append(self, item: AssetMetadataProvider) -> None:
-        super().append(item)
-        self._changed()
-
-    def extend(self, items: Iterable[AssetMetadataProvider]) -> None:
-        super().extend(items)
-        self._changed()
-
-    def insert(self, index: SupportsIndex, item: AssetMetadataProvider) -> None:
-        super().insert(index, item)
-        self._changed()
-
-    def remove(self, item: AssetMetadataProvider) -> None:
-        super().remove(item)
-        self._changed()
-
-    def pop(self, index: SupportsIndex = -1) -> AssetMetadataProvider:
-        item = super().pop(index)
-        self._changed()
-        return item
-
-    def clear(self) -> None:
-        super().clear()
-        self._changed()
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        super().__setitem__(index, value)
-        self._changed()
-
-    def __delitem__(self, index: Any) -> None:
-        super().__delitem__(index)
-        self._changed()
-
-    def __iadd__(self, items: Iterable[AssetMetadataProvider]) -> ProviderList:  # type: ignore[override,misc]
-        super().__iadd__(items)
-        self._changed()
-        return self
-
-    def __imul__(self, count: SupportsIndex) -> ProviderList:
-        super().__imul__(count)
-        self._changed()
-        return self
-
-    def sort(self, *args: Any, **kwargs: Any) -> None:
-        super().sort(*args, **kwargs)
-        self._changed()
-
-    def reverse(self) -> None:
-        super().reverse()
-        self._changed()
 
 
 class AssetStore:
