@@ -10,11 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import anyio
 
 from asyncassets.card import AssetCard
 from asyncassets.checks import index_problems
@@ -26,6 +23,7 @@ from asyncassets.errors import (
     AssetMetadataError,
 )
 from asyncassets.events import ChangeEvent, ChangeFeed
+from asyncassets.loading import load_providers, strict_error
 from asyncassets.loops import LoopLocalLock
 from asyncassets.names import InvalidNameError
 from asyncassets.planning import plan_fetch
@@ -35,7 +33,8 @@ from asyncassets.providers.base import AssetMetadataProvider
 from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.resolution import CardIndex, requested_envs, resolve_card
 from asyncassets.snapshot import Snapshot, SnapshotDiff
-from asyncassets.watch import DEFAULT_DEBOUNCE_MS, watch_provider
+from asyncassets.watch import DEFAULT_DEBOUNCE_MS
+from asyncassets.watch.group import watch_providers
 
 __all__ = ["AssetStore"]
 
@@ -187,51 +186,12 @@ class AssetStore:
 
     async def _load_pending(self) -> None:
         """Load the providers that are not loaded, once for all concurrent callers."""
-        if all(p.loaded for p in self.providers_by_precedence()):
-            return
         async with self._lock.get():
             pending = [p for p in self.providers_by_precedence() if not p.loaded]
             if not pending:
                 return  # another task loaded them while this one waited
-            errors: list[AssetError] = []
-
-            async def load_one(provider: AssetMetadataProvider) -> None:
-                try:
-                    await provider.load()
-                except AssetError as exc:
-                    errors.append(exc)
-                except Exception as exc:  # a provider of someone else's making
-                    logger.debug("loading %s failed", provider.source, exc_info=True)
-                    errors.append(
-                        AssetMetadataError(
-                            f"cannot load cards from {provider.source}: "
-                            f"{type(exc).__name__}: {exc}",
-                            source=provider.source,
-                        )
-                    )
-
-            async with anyio.create_task_group() as tg:
-                for provider in pending:
-                    tg.start_soon(load_one, provider)
-            if not errors:
-                errors.extend(
-                    AssetMetadataError(
-                        f"{p.source} finished loading without an error but is not loaded",
-                        source=p.source,
-                    )
-                    for p in pending
-                    if not p.loaded
-                )
+            errors = await load_providers(pending)
             self._invalidate()
-            for provider in pending:
-                problems = provider.snapshot.problems if provider.loaded else []
-                if problems:
-                    logger.warning(
-                        "%d problem(s) in %s, first: %s (store.check() lists them all)",
-                        len(problems),
-                        provider.source,
-                        problems[0],
-                    )
             if errors:
                 raise errors[0]
 
@@ -250,15 +210,7 @@ class AssetStore:
                 await self._load_pending()
                 continue  # the list may have changed while loading: look again
             self._index = CardIndex([p.snapshot for p in providers])
-            self._strict_error = self._strict_problems(providers) if self._strict else None
-
-    @staticmethod
-    def _strict_problems(providers: Sequence[AssetMetadataProvider]) -> AssetMetadataError | None:
-        problems = [p for provider in providers for p in provider.snapshot.problems]
-        if not problems:
-            return None
-        listing = "\n".join(f"  {p}" for p in problems)
-        return AssetMetadataError(f"{len(problems)} problem(s) in the card stores:\n{listing}")
+            self._strict_error = strict_error(providers) if self._strict else None
 
     # -- cards
 
@@ -370,37 +322,14 @@ class AssetStore:
         ...         print(event.modified)
         """
         await self.load()
-        async with anyio.create_task_group() as tg:
-            for provider in self.providers_by_precedence():
-                await tg.start(
-                    partial(
-                        watch_provider,
-                        provider,
-                        debounce_ms=debounce_ms,
-                        force_polling=force_polling,
-                        poll_interval=poll_interval,
-                        on_error=self._on_watch_error,
-                    )
-                )
-            # Catch up with edits made between loading and the watchers starting.
-            for provider in self.providers_by_precedence():
-                if isinstance(provider, FileAssetMetadataProvider) and provider.is_local:
-                    try:
-                        await provider.refresh()
-                    except AssetError as exc:
-                        self._on_watch_error(provider, exc)
-            try:
-                yield self
-            except BaseException as exc:
-                # Re-raised below, outside the task group, so that the caller's own error
-                # is not wrapped in an ExceptionGroup.
-                body_error: BaseException | None = exc
-            else:
-                body_error = None
-            finally:
-                tg.cancel_scope.cancel()
-        if body_error is not None:
-            raise body_error
+        async with watch_providers(
+            self.providers_by_precedence(),
+            debounce_ms=debounce_ms,
+            force_polling=force_polling,
+            poll_interval=poll_interval,
+            on_error=self._on_watch_error,
+        ):
+            yield self
 
     def changes(self) -> AsyncIterator[ChangeEvent]:
         """Every :class:`ChangeEvent` from now on (each subscriber gets every event).
@@ -456,7 +385,8 @@ class AssetStore:
         request access. Without ``url`` either, it is the usual :class:`AssetCardError`.
         """
         card = await self.retrieve_card(name)
-        plan = plan_fetch(card, field, include=include, stores=self._remote_stores())
+        stores = _remote_stores(self.providers_by_precedence())
+        plan = plan_fetch(card, field, include=include, stores=stores)
         path: Path = await self.cache.fetch(
             plan.uri,
             sha256=plan.sha256,
@@ -469,40 +399,17 @@ class AssetStore:
         )
         return path
 
-    def _remote_stores(self) -> list[tuple[str, Mapping[str, Any]]]:
-        """The remote card stores and their storage options, highest precedence first."""
-        return [
-            (provider.source, provider.storage_options)
-            for provider in self.providers_by_precedence()
-            if isinstance(provider, FileAssetMetadataProvider) and not provider.is_local
-        ]
-
     # -- lifetime
 
     async def aclose(self) -> None:
         """Close providers' sessions (remote filesystems) and the cache's. Every one is
         closed even when another fails; the first failure is raised afterwards as an
         :class:`AssetError`. The store stays usable: sessions reopen on the next call."""
-        errors: list[tuple[str, BaseException]] = []
-        closers: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            (provider.source, provider.aclose) for provider in self.providers_by_precedence()
-        ]
+        closers = [(p.source, p.aclose) for p in self.providers_by_precedence()]
         close = getattr(self._cache, "aclose", None)
         if close is not None:
             closers.append(("the checkpoint cache", close))
-        for what, closer in closers:
-            try:
-                await closer()
-            except Exception as exc:
-                logger.warning("closing %s failed: %s", what, exc)
-                errors.append((what, exc))
-        if errors:
-            what, error = errors[0]
-            if isinstance(error, AssetError):
-                raise error
-            raise AssetMetadataError(
-                f"closing {what} failed: {type(error).__name__}: {error}", source=what
-            ) from error
+        await _close_all(closers)
 
     async def __aenter__(self) -> AssetStore:
         return self
@@ -522,3 +429,33 @@ def _equal(stored: Any, wanted: Any) -> bool:
         return bool(stored == wanted)
     except Exception:
         return False
+
+
+async def _close_all(closers: Sequence[tuple[str, Callable[[], Awaitable[None]]]]) -> None:
+    """Await every closer, even after one failed; then raise the first failure as an
+    :class:`AssetError` naming what failed to close."""
+    errors: list[tuple[str, BaseException]] = []
+    for what, closer in closers:
+        try:
+            await closer()
+        except Exception as exc:
+            logger.warning("closing %s failed: %s", what, exc)
+            errors.append((what, exc))
+    if errors:
+        what, error = errors[0]
+        if isinstance(error, AssetError):
+            raise error
+        raise AssetMetadataError(
+            f"closing {what} failed: {type(error).__name__}: {error}", source=what
+        ) from error
+
+
+def _remote_stores(
+    providers: Iterable[AssetMetadataProvider],
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """The remote card stores among ``providers`` and their storage options, in order."""
+    return [
+        (provider.source, provider.storage_options)
+        for provider in providers
+        if isinstance(provider, FileAssetMetadataProvider) and not provider.is_local
+    ]
