@@ -9,6 +9,9 @@ Fixtures (session scope unless said otherwise):
 
 - ``moto_server`` -> endpoint URL of a ``moto_server`` process. Pass it to s3fs with
   ``s3_storage_options(endpoint)``. Buckets live for the session: use unique names.
+- ``private_moto_server`` (function scope) -> ``ServerProcess``: a moto server of the test's
+  own, which the test may stop (``moto_process(port)`` makes one, unstarted, to restart on
+  the same port); ``botocore_does_not_retry`` keeps botocore's backoff out of such tests.
 - ``gcs_emulator`` -> endpoint URL of gcp-storage-emulator (in memory). Pass it to gcsfs with
   ``gcs_storage_options(endpoint)`` (``endpoint_url`` + ``token="anon"``), or as
   ``STORAGE_EMULATOR_HOST``.
@@ -18,8 +21,9 @@ Fixtures (session scope unless said otherwise):
 - ``scripted_http_server`` (function scope) -> ``ScriptedServer``: an aiohttp app serving
   blobs you ``put()``, with faults you script per path (503s, resets, truncated bodies,
   ignoring ``Range``, a fixed status, a bandwidth cap). Exact byte counts in ``.stats``.
-- ``counting_proxy`` (function scope) -> ``factory(target_url) -> CountingProxy``: a TCP
-  proxy counting bytes each way, to measure traffic to moto or the emulator.
+- ``counting_proxy`` (function scope) -> ``factory(target_url, stall=0) -> CountingProxy``:
+  a TCP proxy counting bytes each way, to measure traffic to moto or the emulator. The
+  benchmarks use the same proxy with ``delay`` and ``bandwidth`` to play a far-away store.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -56,13 +61,16 @@ __all__ = [
     "ServerProcess",
     "StaticServer",
     "ThreadedApp",
+    "botocore_does_not_retry",
     "counting_proxy",
     "free_port",
     "gcs_emulator",
     "gcs_storage_options",
     "http_static_server",
+    "moto_process",
     "moto_server",
     "overlong_proxy",
+    "private_moto_server",
     "s3_storage_options",
     "scripted_http_server",
 ]
@@ -96,7 +104,8 @@ def _console_script(name: str) -> str:
 
 
 class ServerProcess:
-    """A server subprocess listening on ``port``; ``start()`` waits until it accepts.
+    """A server subprocess listening on ``port``; ``start()`` waits until it accepts
+    (``with ServerProcess(...) as server`` starts and stops it).
 
     Output goes to a temporary file that is quoted when the server fails to come up.
     """
@@ -152,6 +161,12 @@ class ServerProcess:
         with contextlib.suppress(OSError):
             os.unlink(self._log.name)
 
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 # -- object stores ---------------------------------------------------------------------------
 
@@ -167,19 +182,36 @@ def gcs_storage_options(endpoint: str) -> dict[str, Any]:
     return {"endpoint_url": endpoint, "token": "anon", "project": "test"}
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """Endpoint URL of a moto S3 server for the session."""
-    port = free_port()
-    server = ServerProcess(
+def moto_process(port: int | None = None) -> ServerProcess:
+    """A ``moto_server`` on ``port`` (default: a free one), not started yet."""
+    port = free_port() if port is None else port
+    return ServerProcess(
         [_console_script("moto_server"), "-H", HOST, "-p", str(port)],
         port,
         env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-    ).start()
-    try:
+    )
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """Endpoint URL of a moto S3 server for the session."""
+    with moto_process() as server:
         yield server.url
-    finally:
-        server.stop()
+
+
+@pytest.fixture
+def private_moto_server() -> Iterator[ServerProcess]:
+    """A moto server of this test's own, which the test may stop."""
+    with moto_process() as server:
+        yield server
+
+
+@pytest.fixture
+def botocore_does_not_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only asyncassets retries: botocore's own default backoff (under asyncassets' retries,
+    or under a poller's first failure) takes about 40 s to give up on a dead endpoint."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
 
 
 @pytest.fixture(scope="session")
@@ -472,22 +504,48 @@ def scripted_http_server() -> Iterator[ScriptedServer]:
         server.stop()
 
 
-# -- counting proxy --------------------------------------------------------------------------
+# -- a TCP proxy: counting, and slow or stalled on demand ------------------------------------
+
+#: The start of a chunk that opens an HTTP/1.1 request (what ``requests`` counts).
+_HTTP_METHOD = re.compile(rb"^(GET|HEAD|PUT|POST|DELETE|PATCH|OPTIONS) ")
+_PROXY_READ_SIZE = 256 * 1024
 
 
 class CountingProxy:
-    """A TCP proxy from 127.0.0.1:``port`` to ``target`` counting bytes each way. Its first
-    ``stall`` connections are a stalled peer: their requests are read and never answered."""
+    """A TCP proxy from 127.0.0.1:``port`` (default: a free port) to ``target_url``, on an
+    event loop of its own in a daemon thread, counting connections, HTTP requests and bytes
+    each way (``reset()`` zeroes the counters).
 
-    def __init__(self, target_url: str, *, stall: int = 0) -> None:
+    - ``stall``: its first N connections are a stalled peer: their requests are read and
+      never answered.
+    - ``delay``: each chunk the client sends that opens an HTTP request is held this many
+      seconds before it is forwarded (a far-away server's round trip).
+    - ``bandwidth``: answers flow back at no more than this many bytes per second on each
+      connection (real object stores give one connection about 50 MB/s); 0: no cap.
+
+    ``start()`` / ``stop()``, or ``with CountingProxy(...) as proxy``.
+    """
+
+    def __init__(
+        self,
+        target_url: str,
+        *,
+        stall: int = 0,
+        delay: float = 0.0,
+        bandwidth: float = 0.0,
+        port: int = 0,
+    ) -> None:
         self.stall = stall
+        self.delay = delay
+        self.bandwidth = bandwidth
         hostport = target_url.split("://", 1)[-1].split("/", 1)[0]
-        host, _, port = hostport.rpartition(":")
-        self.target = (host, int(port))
-        self.port = free_port()
+        host, _, target_port = hostport.rpartition(":")
+        self.target = (host, int(target_port))
+        self.port = port or free_port()
         self.upstream_bytes = 0  # client -> server
         self.downstream_bytes = 0  # server -> client
         self.connections = 0
+        self.requests = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -499,20 +557,43 @@ class CountingProxy:
 
     def reset(self) -> None:
         with self._lock:
-            self.upstream_bytes = self.downstream_bytes = self.connections = 0
+            self.upstream_bytes = self.downstream_bytes = self.connections = self.requests = 0
 
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool
-    ) -> None:
+    async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while data := await reader.read(256 * 1024):
+            while data := await reader.read(_PROXY_READ_SIZE):
+                opens_request = bool(_HTTP_METHOD.match(data))
                 with self._lock:
-                    if downstream:
-                        self.downstream_bytes += len(data)
-                    else:
-                        self.upstream_bytes += len(data)
+                    self.upstream_bytes += len(data)
+                    self.requests += opens_request
+                if opens_request and self.delay:
+                    await asyncio.sleep(self.delay)
                 writer.write(data)
                 await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.write_eof()
+
+    async def _downstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Token bucket: bytes sent may run at most one read ahead of bandwidth x time.
+        started = time.monotonic()
+        sent = 0
+        try:
+            while data := await reader.read(_PROXY_READ_SIZE):
+                with self._lock:
+                    self.downstream_bytes += len(data)
+                writer.write(data)
+                await writer.drain()
+                sent += len(data)
+                if self.bandwidth:
+                    ahead = sent / self.bandwidth - (time.monotonic() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                    elif ahead < -0.25:
+                        # Idle time (between requests) is not credit for a later burst.
+                        started = time.monotonic() - sent / self.bandwidth - 0.25
         except (ConnectionError, OSError):
             pass
         finally:
@@ -536,16 +617,20 @@ class CountingProxy:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(
-            self._pipe(reader, up_writer, downstream=False),
-            self._pipe(up_reader, writer, downstream=True),
-        )
+        try:
+            await asyncio.gather(
+                self._upstream(reader, up_writer), self._downstream(up_reader, writer)
+            )
+        finally:
+            for each in (writer, up_writer):
+                with contextlib.suppress(Exception):
+                    each.close()
 
     def start(self) -> CountingProxy:
         self._thread.start()
 
         async def start() -> None:
-            self._server = await asyncio.start_server(self._client, HOST, self.port)
+            self._server = await asyncio.start_server(self._client, HOST, self.port, backlog=512)
 
         asyncio.run_coroutine_threadsafe(start(), self._loop).result(STARTUP_TIMEOUT)
         return self
@@ -564,6 +649,12 @@ class CountingProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+    def __enter__(self) -> CountingProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @pytest.fixture

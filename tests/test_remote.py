@@ -9,11 +9,10 @@ that goes away, credentials, sessions, the CLI, the default store's variables, c
 from __future__ import annotations
 
 import gc
-import sys
 import traceback
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -57,30 +56,6 @@ def provider_at(root: CardRoot, prefix: str = "", **options: object) -> FileAsse
 def missing_bucket_url(root: CardRoot) -> str:
     protocol = root.url.partition("://")[0]
     return f"{protocol}://asyncassets-missing-{uuid.uuid4().hex[:16]}/cards"
-
-
-def moto_server_process() -> ServerProcess:
-    port = free_port()
-    moto = Path(sys.executable).with_name("moto_server")
-    return ServerProcess([str(moto), "-H", HOST, "-p", str(port)], port)
-
-
-@pytest.fixture
-def private_moto_server() -> Iterator[ServerProcess]:
-    """A moto server of this test's own, which the test may stop."""
-    server = moto_server_process().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def botocore_does_not_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only asyncassets retries: botocore's own default backoff under asyncassets' retries
-    takes about 40 s to give up on a dead endpoint."""
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
 
 
 # -- object URLs ------------------------------------------------------------------------------

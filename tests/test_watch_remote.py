@@ -6,17 +6,15 @@ stopped and restarted under a watching store (a private server, so no other test
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from conftest import put_s3_objects
-from servers import HOST, ServerProcess, free_port, s3_storage_options
+from servers import free_port, moto_process, s3_storage_options
 from test_watch_local import EventLog, card, wait_for_names, wait_for_value
 
 from asyncassets import AssetCardNotFoundError, AssetStore, FileAssetMetadataProvider
@@ -126,19 +124,6 @@ async def test_only_changed_objects_are_read_again(moto_server: str, bucket: str
 
 
 # -- a server that goes away -----------------------------------------------------------------
-
-
-def moto_process(port: int) -> ServerProcess:
-    moto = Path(sys.executable).with_name("moto_server")
-    return ServerProcess([str(moto), "-H", HOST, "-p", str(port)], port)
-
-
-@pytest.fixture
-def botocore_does_not_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only asyncassets retries: botocore's default backoff on a dead endpoint takes about
-    40 s to give up, which would stretch the poller's first failure."""
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
 
 
 @pytest.fixture
