@@ -1,8 +1,8 @@
 """Multi-node prefetch benchmark: bytes fetched from the object store and wall time.
 
 Real torch.distributed jobs (gloo, one CPU process per rank, 127.0.0.1) fetch the same
-objects from an aiohttp static server behind bench/delay_proxy.py (20 ms per request, 50 MB/s
-per connection by default), in two layouts:
+objects from an aiohttp static server behind the delay proxy of bench/_harness.py (20 ms per
+request, 50 MB/s per connection by default), in two layouts:
 
 - ``shared``: every rank's cache is one folder (a shared file system);
 - ``node-local``: two ranks per "node", each node with a cache folder of its own.
@@ -33,14 +33,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from delay_proxy import ThreadedDelayProxy
-from prefetch import free_port, parse_size
+from _harness import CountingProxy, free_port, parse_size, print_markdown, static_server
 
 HOST = "127.0.0.1"
 CONTENDERS = ("every rank", "rank 0 + barrier", "asyncassets")
@@ -99,38 +97,6 @@ async def _fetch_all(cache: Any, urls: list[str], local_only: bool) -> None:
 # -- the driver --------------------------------------------------------------------------------
 
 
-def serve(folder: Path) -> tuple[Any, int]:
-    """aiohttp's static handler over ``folder`` in a thread; returns (stop, port)."""
-    import asyncio
-
-    from aiohttp import web
-
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    app = web.Application()
-    app.router.add_static("/", folder)
-    runner = web.AppRunner(app)
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, HOST, port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    started.wait(10)
-
-    def stop() -> None:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-    return stop, port
-
-
 def run_job(
     ranks: int, contender: str, layout: str, urls: list[str], work: Path
 ) -> dict[str, float]:
@@ -185,32 +151,29 @@ def main() -> None:
         objects.mkdir()
         for index in range(args.objects):
             (objects / f"shard-{index}.bin").write_bytes(os.urandom(size))
-        stop, port = serve(objects)
-        try:
-            with ThreadedDelayProxy(
-                HOST, port, delay=args.delay, bandwidth=args.bandwidth
-            ) as proxy:
-                rows = []
-                for ranks in args.ranks:
-                    for layout in LAYOUTS:
-                        for contender in CONTENDERS:
-                            work = root / f"{ranks}-{layout}-{contender.replace(' ', '')}"
-                            work.mkdir()
-                            urls = [
-                                f"{proxy.url}/shard-{i}.bin?job={work.name}"
-                                for i in range(args.objects)
-                            ]
-                            proxy.stats.reset()
-                            result = run_job(ranks, contender, layout, urls, work)
-                            rows.append((ranks, layout, contender, proxy.stats.bytes_down, result))
-                            print(
-                                f"{ranks} ranks {layout:10} {contender:17} "
-                                f"{proxy.stats.bytes_down / 2**20:8.0f} MiB "
-                                f"{result['wall']:6.2f} s missing {result['missing']:.0f}",
-                                flush=True,
-                            )
-        finally:
-            stop()
+        with (
+            static_server(objects) as origin,
+            CountingProxy(origin, delay=args.delay, bandwidth=args.bandwidth) as proxy,
+        ):
+            rows = []
+            for ranks in args.ranks:
+                for layout in LAYOUTS:
+                    for contender in CONTENDERS:
+                        work = root / f"{ranks}-{layout}-{contender.replace(' ', '')}"
+                        work.mkdir()
+                        urls = [
+                            f"{proxy.url}/shard-{i}.bin?job={work.name}"
+                            for i in range(args.objects)
+                        ]
+                        proxy.reset()
+                        result = run_job(ranks, contender, layout, urls, work)
+                        rows.append((ranks, layout, contender, proxy.downstream_bytes, result))
+                        print(
+                            f"{ranks} ranks {layout:10} {contender:17} "
+                            f"{proxy.downstream_bytes / 2**20:8.0f} MiB "
+                            f"{result['wall']:6.2f} s missing {result['missing']:.0f}",
+                            flush=True,
+                        )
     total = args.objects * size
     print()
     print(
@@ -218,16 +181,22 @@ def main() -> None:
         f"{args.bandwidth / 1e6:.0f} MB/s per connection); {RANKS_PER_NODE} ranks per node"
     )
     print()
-    print(
-        "| ranks | layout | contender | fetched from server | x the data | wall time | "
-        "ranks without their files |"
+    header = ["ranks", "layout", "contender", "fetched from server", "x the data", "wall time"]
+    print_markdown(
+        [*header, "ranks without their files"],
+        [
+            (
+                ranks,
+                layout,
+                contender,
+                f"{fetched / 2**20:.0f} MiB",
+                f"{fetched / total:.2f}",
+                f"{result['wall']:.2f} s",
+                f"{result['missing']:.0f}",
+            )
+            for ranks, layout, contender, fetched, result in rows
+        ],
     )
-    print("|---|---|---|---|---|---|---|")
-    for ranks, layout, contender, fetched, result in rows:
-        print(
-            f"| {ranks} | {layout} | {contender} | {fetched / 2**20:.0f} MiB | "
-            f"{fetched / total:.2f} | {result['wall']:.2f} s | {result['missing']:.0f} |"
-        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _harness import machine_info, print_columns
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from hostile_files import (
@@ -304,46 +304,26 @@ def print_table(rows: list[Row]) -> Row | None:
         "ratio",
         "",
     )
-    lines = [header]
-    for row in rows:
-        lines.append(
-            (
-                row.case,
-                size_text(row.size),
-                row.baseline["outcome"],
-                seconds(row.baseline),
-                peak(row.baseline),
-                row.asyncassets["outcome"],
-                seconds(row.asyncassets),
-                peak(row.asyncassets),
-                row.ratio,
-                "<- worst" if row is worst else "",
-            )
+    lines = [
+        (
+            row.case,
+            size_text(row.size),
+            row.baseline["outcome"],
+            seconds(row.baseline),
+            peak(row.baseline),
+            row.asyncassets["outcome"],
+            seconds(row.asyncassets),
+            peak(row.asyncassets),
+            row.ratio,
+            "<- worst" if row is worst else "",
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    left = {0, 2, 5, 9}
-    for n, line in enumerate(lines):
-        cells = [
-            c.ljust(w) if i in left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        print("  ".join(cells).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+        for row in rows
+    ]
+    print_columns(header, lines, left=frozenset({0, 2, 5, 9}))
     return worst
 
 
 # -- main ---------------------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "pyyaml": yaml.__version__,
-        "libyaml": bool(getattr(yaml, "__with_libyaml__", False)),
-    }
 
 
 def run(cases: list[str], root: Path, log: Callable[[str], None]) -> list[Row]:

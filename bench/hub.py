@@ -2,8 +2,8 @@
 
 One model repo (default 4 x 256 MiB safetensors and a config) is served by the Hub-protocol
 server of ``tests/hub_server.py`` (the one the real huggingface_hub client is tested
-against): its API and resolve endpoint behind one bench/delay_proxy.py, its LFS CDN behind
-another (20 ms per request, 50 MB/s per connection by default, as far-away object storage
+against): its API and resolve endpoint behind one delay proxy (bench/_harness.py), its LFS
+CDN behind another (20 ms per request, 50 MB/s per connection by default, as far-away object storage
 gives). The Hub redirects each LFS file to the CDN through the proxy.
 
 Contenders, each in a fresh process with an empty cache, alternating, ``--repeat`` times:
@@ -24,6 +24,7 @@ suite. Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -39,7 +40,7 @@ REPO = HERE.parent
 REPO_ID = "bench/model"
 
 sys.path.insert(0, str(HERE))
-from prefetch import parse_size  # noqa: E402
+from _harness import parse_size, print_markdown, proxy_process  # noqa: E402
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -66,32 +67,14 @@ def serve(args: argparse.Namespace) -> None:
         files[f"model-{index + 1:05d}-of-{args.files:05d}.safetensors"] = os.urandom(size)
     server.add_repo(REPO_ID, files)
     del files
-    proxies = []
-    urls = []
-    for target in (server.url, server._cdn.url):
-        proxy = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "delay_proxy.py"),
-                "--target",
-                target.split("//", 1)[1],
-                "--delay-ms",
-                str(args.delay * 1000),
-                "--bandwidth-mb",
-                str(args.bandwidth / 1e6),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+    with contextlib.ExitStack() as proxies:
+        hub, cdn = (
+            proxies.enter_context(proxy_process(target, delay=args.delay, bandwidth=args.bandwidth))
+            for target in (server.url, server._cdn.url)
         )
-        assert proxy.stdout is not None
-        urls.append(proxy.stdout.readline().split()[1])  # "proxy URL -> target"
-        proxies.append(proxy)
-    server.cdn_public = urls[1]
-    print(json.dumps({"hub": urls[0]}), flush=True)
-    sys.stdin.read()
-    for proxy in proxies:
-        proxy.terminate()
-        proxy.wait(10)
+        server.cdn_public = cdn
+        print(json.dumps({"hub": hub}), flush=True)
+        sys.stdin.read()
     server.stop()
 
 
@@ -230,11 +213,14 @@ def main() -> None:
         f"median of {args.repeat}"
     )
     print()
-    print("| contender | wall time | MB/s | x snapshot_download |")
-    print("|---|---|---|---|")
-    for name, runs in times.items():
-        median = statistics.median(runs)
-        print(f"| {name} | {median:.2f} s | {total / median / 1e6:.0f} | {base / median:.2f} |")
+    medians = {name: statistics.median(runs) for name, runs in times.items()}
+    print_markdown(
+        ["contender", "wall time", "MB/s", "x snapshot_download"],
+        [
+            (name, f"{median:.2f} s", f"{total / median / 1e6:.0f}", f"{base / median:.2f}")
+            for name, median in medians.items()
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import copy
 import gc
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _harness import machine_info, print_columns
 from corpus import corpus_dir
 
 from asyncassets import AssetStore, FileAssetMetadataProvider
@@ -322,18 +322,6 @@ def check_same_fields(
     return loop.run_until_complete(compare())
 
 
-def machine_info() -> dict[str, Any]:
-    affinity = getattr(os, "sched_getaffinity", None)
-    return {
-        "cpu_count": os.cpu_count(),
-        "usable_cores": len(affinity(0)) if affinity else os.cpu_count(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-        "pyyaml": yaml.__version__,
-        "libyaml": bool(getattr(yaml, "__with_libyaml__", False)),
-    }
-
-
 @dataclass
 class Row:
     metric: str
@@ -366,27 +354,20 @@ class Row:
 
 def print_table(rows: list[Row]) -> None:
     header = ("metric", "baseline", "asyncassets", "ratio", "target", "")
-    lines = [header]
-    for row in rows:
-        target = f">={row.target:g}x" if row.target is not None else "-"
-        lines.append(
+    print_columns(
+        header,
+        [
             (
                 f"{row.metric} ({row.unit})",
                 f"{row.baseline:,.3f}",
                 f"{row.asyncassets:,.3f}",
                 f"{row.ratio:,.1f}x",
-                target,
+                f">={row.target:g}x" if row.target is not None else "-",
                 row.verdict,
             )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for n, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)
-        ]
-        print("  ".join(cells).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+            for row in rows
+        ],
+    )
 
 
 # -- main ---------------------------------------------------------------------------------------

@@ -1,14 +1,9 @@
 """Prefetch benchmark: asyncassets' CheckpointCache against one-stream and multi-part peers.
 
-A file (default 512 MiB) is served by aiohttp's static handler (Range -> 206) behind
-bench/delay_proxy.py (20 ms per request, 50 MB/s per connection by default), and each
-contender downloads it in its own process, so that its peak RSS is its own.
-
-The static server is a process of its own (``STATIC_SERVER`` below), not a task in this
-one: it shares no GIL with the proxy (a thread of this process) or with any contender.
-aiohttp's ``FileResponse`` already answers with ``loop.sendfile`` (also for ranges) when
-there is no TLS and no compression, which is the case here, so no separate sendfile server
-is written; ``AIOHTTP_NOSENDFILE`` is removed from its environment to keep it that way.
+A file (default 512 MiB) is served by aiohttp's static handler (Range -> 206, sendfile) in
+a process of its own, behind the delay proxy (20 ms per request, 50 MB/s per connection by
+default; a thread of this process), and each contender downloads it in its own process, so
+that its peak RSS is its own. The servers, the proxy and the plumbing are bench/_harness.py's.
 
 Contenders:
 
@@ -22,13 +17,17 @@ Contenders:
 - asyncassets cold (empty cache) and asyncassets cache hit (same cache, second fetch; the
   requests column counts what went through the proxy: one HEAD).
 
+P5, asyncassets cold against the ceiling, is measured in alternating rounds (``--rounds``,
+at least 3): ideal, asyncassets; then asyncassets, ideal; and so on, the order reversed each
+round, so that drift of the disk weighs on both alike. The table shows the median run of
+each, and "x ceiling" is the ratio of the medians (a single run drifts by tens of percent).
+
 Prints a table with throughput ratios against fsspec's single stream, the fastest peer and
-the ceiling ("x ceiling": asyncassets cold over the ideal client is the figure of issue 9).
-Never part of the test suite. Usage::
+the ceiling, then the P5 line. Never part of the test suite. Usage::
 
     python bench/prefetch.py                 # 512 MiB
     python bench/prefetch.py --size 256M --concurrency 16 --part-size 16M
-    python bench/prefetch.py --only-asyncassets --skip-s3 --repeat 5   # ceiling vs cold
+    python bench/prefetch.py --only-asyncassets --skip-s3 --rounds 3   # P5 alone
 """
 
 from __future__ import annotations
@@ -37,56 +36,30 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
+import statistics
 import sys
 import tempfile
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from delay_proxy import ThreadedDelayProxy
+from _harness import (
+    BENCH,
+    REPO,
+    CountingProxy,
+    alternating,
+    free_port,  # noqa: F401  (bench/serve.py imports it from here)
+    moto_server,
+    parse_size,
+    run_json,
+    static_server,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
 IDEAL = "ideal client (ceiling)"
+COLD = "asyncassets cold"
+MIN_ROUNDS = 3
 
-
-def parse_size(text: str) -> int:
-    units = {"K": 2**10, "M": 2**20, "G": 2**30}
-    text = text.strip().upper().removesuffix("B").removesuffix("I")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex((HOST, port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-STATIC_SERVER = """
-import sys
-from aiohttp import web
-app = web.Application()
-app.router.add_static("/", sys.argv[1])
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), print=None, access_log=None)
-"""
 
 # Each contender runs inside this wrapper: it times the download and reports its own peak
 # RSS (ru_maxrss of the process, or of its child for curl) as one JSON line.
@@ -152,20 +125,10 @@ class Result:
         return self.size / self.seconds / 1e6
 
 
-def run_contender(
-    kind: str, args: dict[str, object], proxy_stats: object | None
-) -> dict[str, float]:
+def run_contender(kind: str, args: dict[str, object]) -> dict[str, float]:
+    """One download by ``kind`` in a fresh process: seconds, peak RSS (KiB), bytes written."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "ASYNCASSETS_NO_PROGRESS": "1"}
-    if proxy_stats is not None:
-        proxy_stats.reset()  # type: ignore[attr-defined]
-    out = subprocess.run(
-        [sys.executable, "-c", RUNNER, kind, json.dumps(args)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    data: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    data: dict[str, float] = run_json([sys.executable, "-c", RUNNER, kind, json.dumps(args)], env)
     return data
 
 
@@ -183,7 +146,11 @@ def main() -> None:
         "--ideal-streams", type=int, default=16, help="ranged streams of the ideal client (16)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs of the ceiling and of asyncassets cold (3)"
+        "--rounds",
+        "--repeat",
+        type=int,
+        default=MIN_ROUNDS,
+        help=f"alternating rounds of the ceiling and asyncassets cold ({MIN_ROUNDS}, at least)",
     )
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument(
@@ -191,6 +158,8 @@ def main() -> None:
     )
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     opts = parser.parse_args()
+    if opts.rounds < MIN_ROUNDS:
+        parser.error(f"--rounds: P5 is the median of at least {MIN_ROUNDS} alternating rounds")
     size, s3_size = parse_size(opts.size), parse_size(opts.s3_size)
     part_size = parse_size(opts.part_size) if opts.part_size else None
     proxy_kwargs = {"delay": opts.delay_ms / 1000, "bandwidth": opts.bandwidth_mb * 1e6}
@@ -209,80 +178,70 @@ def main() -> None:
         fh.flush()
         os.fsync(fh.fileno())
 
-    procs: list[subprocess.Popen[bytes]] = []
     results: list[Result] = []
     try:
-        http_port = free_port()
-        server_env = {k: v for k, v in os.environ.items() if k != "AIOHTTP_NOSENDFILE"}
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", STATIC_SERVER, str(serve), str(http_port)],
-                env=server_env,
-            )
-        )
-        wait_port(http_port, procs[-1])
-        with ThreadedDelayProxy(HOST, http_port, **proxy_kwargs) as proxy:
+        with static_server(serve) as origin, CountingProxy(origin, **proxy_kwargs) as proxy:
             url = f"{proxy.url}/model.bin"
 
             def http(name: str, kind: str, args: dict[str, object]) -> Result:
                 print(f"running {name}", file=sys.stderr)
-                data = run_contender(kind, args, proxy.stats)
+                proxy.reset()
+                data = run_contender(kind, args)
                 assert data["size"] == size, f"{name} wrote {data['size']} bytes, not {size}"
-                return Result(
-                    name, size, data["seconds"], data["rss_kib"] / 1024, proxy.stats.requests
-                )
+                return Result(name, size, data["seconds"], data["rss_kib"] / 1024, proxy.requests)
 
             dest = str(work / "out.bin")
             ideal_args = {
                 "url": url,
                 "dest": dest,
                 "streams": opts.ideal_streams,
-                "bench": str(Path(__file__).resolve().parent),
+                "bench": str(BENCH),
             }
-            root = str(work / "cache")
+            root = work / "cache"
             cache_args = {
                 "url": url,
-                "root": root,
+                "root": str(root),
                 "part_size": part_size,
                 "concurrency": opts.concurrency,
             }
-            # The ceiling and asyncassets cold take turns, --repeat times each, and the
-            # median run of each goes in the table: on a small shared machine one run of
-            # either swings by tens of percent. The cache of the last cold run serves the hits.
-            ideal_runs: list[Result] = []
-            cold_runs: list[Result] = []
-            for turn in range(opts.repeat):
-                ideal_runs.append(http(IDEAL, "ideal", ideal_args))
+            # P5: the ceiling and asyncassets cold take turns, the order reversed each round;
+            # the median run of each goes in the table. The cache of the last cold run
+            # serves the hits.
+            runs: dict[str, list[Result]] = {IDEAL: [], COLD: []}
+            for _, name in alternating([IDEAL, COLD], opts.rounds):
+                if name == IDEAL:
+                    runs[IDEAL].append(http(IDEAL, "ideal", ideal_args))
+                    os.unlink(dest)
+                else:
+                    shutil.rmtree(root, ignore_errors=True)
+                    runs[COLD].append(http(COLD, "asyncassets", cache_args))
+            results.append(median(runs[IDEAL]))
+            if not opts.only_asyncassets:
+                results.append(
+                    http("fsspec HTTP get_file", "fsspec-http", {"url": url, "dest": dest})
+                )
                 os.unlink(dest)
-                if turn:
-                    shutil.rmtree(root)
-                cold_runs.append(http("asyncassets cold", "asyncassets", cache_args))
-            results.append(median(ideal_runs))
-            results.append(http("fsspec HTTP get_file", "fsspec-http", {"url": url, "dest": dest}))
-            os.unlink(dest)
-            if shutil.which("curl") and not opts.only_asyncassets:
-                results.append(http("curl -o", "curl", {"url": url, "dest": dest}))
-                os.unlink(dest)
-            results.append(median(cold_runs))
+                if shutil.which("curl"):
+                    results.append(http("curl -o", "curl", {"url": url, "dest": dest}))
+                    os.unlink(dest)
+            results.append(median(runs[COLD]))
             results.append(http("asyncassets cache hit", "asyncassets", cache_args))
             offline_args = {**cache_args, "offline": True}
             results.append(http("asyncassets hit offline", "asyncassets", offline_args))
             shutil.rmtree(root)
-            runs = {IDEAL: ideal_runs, "asyncassets cold": cold_runs}
 
         if not (opts.skip_s3 or opts.only_asyncassets):
             results.extend(run_s3(work, s3_size, proxy_kwargs))
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait()
         shutil.rmtree(work, ignore_errors=True)
 
-    print_table(results, opts, runs)
+    print_table(results, opts)
+    print_ceiling(runs, opts.rounds)
 
 
 def median(runs: list[Result]) -> Result:
-    """The median run by time; its peak RSS is the highest of all runs."""
+    """The median run by time (runs are odd in number: a real run); its peak RSS is the
+    highest of all runs."""
     pick = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
     return Result(pick.name, pick.size, pick.seconds, max(r.rss_mib for r in runs), pick.requests)
 
@@ -290,15 +249,8 @@ def median(runs: list[Result]) -> Result:
 def run_s3(work: Path, size: int, proxy_kwargs: dict[str, float]) -> list[Result]:
     import boto3
 
-    port = free_port()
-    moto = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen(
-        [moto, "-H", HOST, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     results = []
-    try:
-        wait_port(port, proc)
-        endpoint = f"http://{HOST}:{port}"
+    with moto_server() as endpoint:
         client = boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -309,48 +261,40 @@ def run_s3(work: Path, size: int, proxy_kwargs: dict[str, float]) -> list[Result
         client.create_bucket(Bucket="bench")
         print(f"uploading {size / 2**20:.0f} MiB to moto", file=sys.stderr)
         client.put_object(Bucket="bench", Key="model.bin", Body=os.urandom(size))
-        with ThreadedDelayProxy(HOST, port, **proxy_kwargs) as proxy:
+        with CountingProxy(endpoint, **proxy_kwargs) as proxy:
             for name, kind in (
                 ("s3fs get_file (moto)", "s3fs"),
                 ("boto3 download_file (moto)", "boto3"),
             ):
                 print(f"running {name}", file=sys.stderr)
                 dest = str(work / "s3-out.bin")
+                proxy.reset()
                 data = run_contender(
-                    kind,
-                    {"endpoint": proxy.url, "path": "bench/model.bin", "dest": dest},
-                    proxy.stats,
+                    kind, {"endpoint": proxy.url, "path": "bench/model.bin", "dest": dest}
                 )
                 os.unlink(dest)
                 assert data["size"] == size
                 results.append(
-                    Result(
-                        name, size, data["seconds"], data["rss_kib"] / 1024, proxy.stats.requests
-                    )
+                    Result(name, size, data["seconds"], data["rss_kib"] / 1024, proxy.requests)
                 )
-    finally:
-        proc.terminate()
-        proc.wait()
     return results
 
 
-def print_table(
-    results: list[Result], opts: argparse.Namespace, runs: dict[str, list[Result]]
-) -> None:
-    base = next(r for r in results if r.name.startswith("fsspec"))
+def print_table(results: list[Result], opts: argparse.Namespace) -> None:
     ceiling = next(r for r in results if r.name == IDEAL)
+    base = next((r for r in results if r.name.startswith("fsspec")), None)
     peers = [r for r in results if not r.name.startswith("asyncassets") and r is not ceiling]
     # Peers on moto move a smaller object; they still count as peers for throughput.
-    fastest = max(peers, key=lambda r: r.mb_per_s)
+    fastest = max(peers, key=lambda r: r.mb_per_s, default=None)
     part, concurrency = opts.part_size or "default", opts.concurrency or "default"
     print(
         textwrap.dedent(
             f"""
             delay {opts.delay_ms:g} ms/request, {opts.bandwidth_mb:g} MB/s per connection;
             asyncassets part size {part}, concurrency {concurrency};
-            fastest peer: {fastest.name};
+            fastest peer: {fastest.name if fastest else "- (no peers run)"};
             ceiling: {IDEAL}, {opts.ideal_streams} streams, pwrite, one fdatasync;
-            ceiling and asyncassets cold: median of {opts.repeat} alternating runs
+            ceiling and asyncassets cold: median of {opts.rounds} alternating rounds
             """
         ).strip()
     )
@@ -361,30 +305,37 @@ def print_table(
     )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+
+    def ratio(r: Result, to: Result | None) -> str:
+        return "-" if to is None else f"{r.mb_per_s / to.mb_per_s:.2f}"
+
     for r in results:
         if "hit" in r.name:  # nothing is transferred: time and requests are what count
             speed, vs_base, vs_fastest, vs_ceiling = "-", "-", "-", "-"
         else:
             speed = f"{r.mb_per_s:.1f}"
-            vs_base = f"{r.mb_per_s / base.mb_per_s:.2f}"
-            vs_fastest = f"{r.mb_per_s / fastest.mb_per_s:.2f}"
-            vs_ceiling = f"{r.mb_per_s / ceiling.mb_per_s:.2f}"
+            vs_base, vs_fastest, vs_ceiling = ratio(r, base), ratio(r, fastest), ratio(r, ceiling)
         print(
             f"| {r.name:<28} | {r.size / 2**20:>5.0f} MiB | {r.seconds:>7.3f} | {speed:>7} | "
             f"{vs_base:>8} | {vs_fastest:>9} | {vs_ceiling:>9} | {r.rss_mib:>12.1f} | "
             f"{r.requests:>8} |"
         )
+
+
+def print_ceiling(runs: dict[str, list[Result]], rounds: int) -> None:
+    """P5: asyncassets cold against the ceiling, each run, the medians and their ratio."""
+    print()
     for name, named_runs in runs.items():
         speeds = ", ".join(f"{r.mb_per_s:.0f}" for r in named_runs)
-        print(f"\n{name} runs, MB/s: {speeds}", end="")
-    cold = next((r for r in results if r.name == "asyncassets cold"), None)
-    if cold is not None:
-        ratio = cold.mb_per_s / ceiling.mb_per_s
-        print(
-            f"\nasyncassets cold: {cold.mb_per_s:.1f} MB/s = {ratio:.2f}x of the ceiling "
-            f"({ceiling.mb_per_s:.1f} MB/s; goal >= 0.90x), peak RSS {cold.rss_mib:.1f} MiB "
-            "(goal < 256 MiB)"
-        )
+        print(f"{name} runs, MB/s: {speeds}")
+    ideal = statistics.median(r.mb_per_s for r in runs[IDEAL])
+    cold = statistics.median(r.mb_per_s for r in runs[COLD])
+    peak = max(r.rss_mib for r in runs[COLD])
+    print(
+        f"P5 (median of {rounds} alternating rounds): asyncassets cold {cold:.1f} MB/s, "
+        f"ceiling {ideal:.1f} MB/s = {cold / ideal:.2f}x ceiling (goal >= 0.90x); "
+        f"peak RSS {peak:.1f} MiB (goal < 256 MiB)"
+    )
 
 
 if __name__ == "__main__":

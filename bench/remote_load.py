@@ -2,7 +2,7 @@
 
 Starts ``moto_server`` on a free 127.0.0.1 port, uploads ``--cards`` cards (default 2,000) in
 ``--objects`` objects (default 200; several ``---`` documents each, generated from the
-fairseq2 card corpus), puts the delay proxy of ``bench/delay_proxy.py`` in front of it (each
+fairseq2 card corpus), puts the delay proxy of ``bench/_harness.py`` in front of it (each
 request held ``--delay-ms``, default 20 ms, in a process of its own so that it does not
 compete with the client for the GIL), and measures in one run, each ``--repeat`` times
 (median), from a cold client to parsed cards:
@@ -32,18 +32,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +49,10 @@ from corpus import corpus_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from delay_proxy import ThreadedDelayProxy
+from _harness import CountingProxy, moto_server, proxy_process
 
 from asyncassets import FileAssetMetadataProvider
 
-HOST = "127.0.0.1"
 BUCKET = "bench-cards"
 PREFIX = "cards"
 KEY, SECRET = "testing", "testing"
@@ -122,57 +117,6 @@ def generate_objects(objects: int, cards: int, seed: int = 0) -> dict[str, bytes
 
 
 # -- servers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"error: {what} exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex((HOST, port)) == 0:
-                return
-        time.sleep(0.05)
-    sys.exit(f"error: {what} did not listen on {HOST}:{port}")
-
-
-@contextlib.contextmanager
-def process(argv: list[str], port: int, what: str) -> Iterator[str]:
-    """Run ``argv`` until the block ends; yield ``http://127.0.0.1:port`` once it listens."""
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-    )
-    try:
-        wait_listening(port, proc, what)
-        yield f"http://{HOST}:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def moto_server() -> contextlib.AbstractContextManager[str]:
-    port = free_port()
-    here = Path(sys.executable).with_name("moto_server")
-    exe = str(here) if here.exists() else shutil.which("moto_server") or "moto_server"
-    return process([exe, "-H", HOST, "-p", str(port)], port, "moto_server")
-
-
-def delay_proxy(target: str, delay_ms: float) -> contextlib.AbstractContextManager[str]:
-    port = free_port()
-    script = Path(__file__).with_name("delay_proxy.py")
-    argv = [sys.executable, str(script), "--target", target.removeprefix("http://")]
-    argv += ["--port", str(port), "--delay-ms", str(delay_ms)]
-    return process(argv, port, "delay proxy")
 
 
 def upload(endpoint: str, files: dict[str, bytes]) -> None:
@@ -315,12 +259,11 @@ def check(method: Method, result: int) -> None:
 
 def count_requests(methods: list[Method], target: str) -> None:
     """Requests each method sends, through an in-process proxy that counts (no delay)."""
-    host, _, port = target.removeprefix("http://").rpartition(":")
-    with ThreadedDelayProxy(host, int(port), delay=0.0, bandwidth=0.0) as proxy:
+    with CountingProxy(target) as proxy:
         for method in methods:
-            proxy.stats.reset()
+            proxy.reset()
             method.run(proxy.url)
-            method.requests = proxy.stats.requests
+            method.requests = proxy.requests
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -407,7 +350,7 @@ def main() -> None:
         method.expect = expect
     with moto_server() as moto:
         upload(moto, files)
-        with delay_proxy(moto, args.delay_ms) as proxied:
+        with proxy_process(moto, delay=args.delay_ms / 1000) as proxied:
             measure(methods, proxied, args.repeat)
         count_requests(methods, moto)
     report(methods, args, files)
