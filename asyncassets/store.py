@@ -2,7 +2,10 @@
 
 The store composes the pure core (snapshots, resolution), the providers (I/O) and the
 checkpoint cache. Every public method loads lazily and only once, however many tasks ask
-at the same time.
+at the same time. Its parts live next to it: the settings it serves from
+(:mod:`asyncassets.settings`), how providers load (:mod:`asyncassets.loading`), the change
+feed (:mod:`asyncassets.events`), watching (:mod:`asyncassets.watch.group`) and what a
+prefetch fetches (:mod:`asyncassets.planning`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncassets.card import AssetCard
 from asyncassets.checks import index_problems
-from asyncassets.envs import EnvResolver, default_env_resolvers, detect_env
+from asyncassets.envs import EnvResolver
 from asyncassets.errors import (
     AssetCardError,
     AssetCardNotFoundError,
@@ -28,10 +31,10 @@ from asyncassets.loops import LoopLocalLock
 from asyncassets.names import InvalidNameError
 from asyncassets.planning import plan_fetch
 from asyncassets.problems import Problem
-from asyncassets.provider_list import ProviderList
 from asyncassets.providers.base import AssetMetadataProvider
 from asyncassets.providers.file import FileAssetMetadataProvider
 from asyncassets.resolution import CardIndex, requested_envs, resolve_card
+from asyncassets.settings import StoreSettings
 from asyncassets.snapshot import Snapshot, SnapshotDiff
 from asyncassets.watch import DEFAULT_DEBOUNCE_MS
 from asyncassets.watch.group import watch_providers
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("asyncassets.store")
 
 
-class AssetStore:
+class AssetStore(StoreSettings):
     """Cards from several providers, resolved with fairseq2's semantics.
 
     ``providers`` are the system stores and ``user_providers`` the user's; user providers
@@ -68,15 +71,7 @@ class AssetStore:
         cache: Any = None,
         strict: bool = False,
     ) -> None:
-        self._system = ProviderList(providers or (), self._invalidate)
-        self._user = ProviderList(user_providers or (), self._invalidate)
-        self._default_env = default_env
-        self._env_resolvers = (
-            list(env_resolvers) if env_resolvers is not None else default_env_resolvers()
-        )
-        self._cache = cache
-        self._strict = strict
-        self._envs: tuple[str, ...] | None = None
+        super().__init__(providers, user_providers, default_env, env_resolvers, cache, strict)
         self._index: CardIndex | None = None
         #: With strict=True, the error every caller gets while the index has problems.
         self._strict_error: AssetMetadataError | None = None
@@ -87,73 +82,8 @@ class AssetStore:
         self._listening: dict[int, AssetMetadataProvider] = {}
         self._feed = ChangeFeed()
 
-    # -- providers and envs
-
-    @property
-    def metadata_providers(self) -> ProviderList:
-        """System providers, lowest precedence first; append to register a store."""
-        return self._system
-
-    @metadata_providers.setter
-    def metadata_providers(self, providers: Iterable[AssetMetadataProvider]) -> None:
-        self._system = ProviderList(providers, self._invalidate)
-        self._invalidate()
-
-    @property
-    def user_metadata_providers(self) -> ProviderList:
-        """User providers (consulted before system ones), lowest precedence first."""
-        return self._user
-
-    @user_metadata_providers.setter
-    def user_metadata_providers(self, providers: Iterable[AssetMetadataProvider]) -> None:
-        self._user = ProviderList(providers, self._invalidate)
-        self._invalidate()
-
-    def providers_by_precedence(self) -> list[AssetMetadataProvider]:
-        """Every provider, highest precedence first."""
-        return [*reversed(self.user_metadata_providers), *reversed(self.metadata_providers)]
-
-    @property
-    def default_env(self) -> str | None:
-        """The detected environment, when set; changing it applies to the next lookup."""
-        return self._default_env
-
-    @default_env.setter
-    def default_env(self, value: str | None) -> None:
-        self._default_env = value
-        self._envs = None
-        self._invalidate()
-
-    @property
-    def env_resolvers(self) -> list[EnvResolver]:
-        return self._env_resolvers
-
-    @env_resolvers.setter
-    def env_resolvers(self, value: Sequence[EnvResolver]) -> None:
-        self._env_resolvers = list(value)
-        self._envs = None
-        self._invalidate()
-
-    @property
-    def strict(self) -> bool:
-        """True: every call raises :class:`AssetMetadataError` while a provider has a
-        problem (until the file is fixed and refreshed)."""
-        return self._strict
-
-    @strict.setter
-    def strict(self, value: bool) -> None:
-        self._strict = value
-        self._invalidate()
-
-    @property
-    def active_envs(self) -> tuple[str, ...]:
-        """Envs applied to a bare name, highest precedence first: ``("user", detected)``."""
-        if self._envs is None:
-            detected = detect_env(self.default_env, self.env_resolvers)
-            self._envs = ("user", detected) if detected and detected != "user" else ("user",)
-        return self._envs
-
     def _invalidate(self) -> None:
+        """Forget the index and every card resolved from it: the next call rebuilds them."""
         self._index = None
         self._strict_error = None
         self._resolved = {}
@@ -340,19 +270,6 @@ class AssetStore:
         return self._feed.subscribe()
 
     # -- prefetch
-
-    @property
-    def cache(self) -> Any:
-        """The :class:`CheckpointCache` used by :meth:`prefetch` (created on first use)."""
-        if self._cache is None:
-            from asyncassets.cache import CheckpointCache
-
-            self._cache = CheckpointCache()
-        return self._cache
-
-    @cache.setter
-    def cache(self, cache: Any) -> None:
-        self._cache = cache
 
     async def prefetch(
         self,
