@@ -1,0 +1,7 @@
+"""``python -m asyncassets.cli``, as ``asyncassets``."""
+
+import sys
+
+from asyncassets.cli import main
+
+sys.exit(main())
