@@ -24,7 +24,7 @@ from asyncassets import (
     InMemoryAssetMetadataProvider,
 )
 from asyncassets.cache import CheckpointCache
-from asyncassets.cache.hub import HubTarget
+from asyncassets.cache.uri import HubTarget
 
 MiB = 2**20
 

@@ -13,9 +13,9 @@ from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and 
 from servers import StaticServer
 
 from asyncassets.cache import CheckpointCache
-from asyncassets.cache.uri import public_uri, scrub
 from asyncassets.cli import main
 from asyncassets.errors import AssetDownloadError
+from asyncassets.urls import public_uri, scrub
 
 SIGNED = (
     "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261128&X-Amz-Signature={sig}"

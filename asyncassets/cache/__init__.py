@@ -6,9 +6,10 @@ folder, atomically, once per host, with parallel ranged reads, resumption and ve
 
 from __future__ import annotations
 
+from asyncassets.retrying import RetryPolicy
+
 from .cache import CacheStats, CheckpointCache, ProgressCallback
 from .layout import CacheEntry, default_cache_root
-from .retry import RetryPolicy
 
 __all__ = [
     "CacheEntry",

@@ -38,12 +38,13 @@ from asyncassets.errors import (
     RemoteChangedError,
     first_error,
 )
+from asyncassets.retrying import RetryPolicy, call_with_retries
 from asyncassets.transient import is_transient
-from asyncassets.urls import HUB_SCHEMES
+from asyncassets.urls import public_uri, scrub
 
 from .archive import ArchiveError, archive_kind, extract_archive, extracted_name
+from .durable import write_json_atomic
 from .eviction import Shelf
-from .hub import HubTarget, hub_offline, select_files
 from .layout import (
     ACTIVE_PARTIALS,
     DEFAULT_GRACE_SECONDS,
@@ -51,19 +52,16 @@ from .layout import (
     CacheEntry,
     CacheLayout,
     EntryRecord,
-    RemoteFile,
-    RemoteIdentity,
     default_cache_root,
     remove_tree,
     renew_lease,
-    write_json_atomic,
 )
 from .locking import EntryLocks, SingleFlight
 from .progress import ProgressReporter, open_progress, progress_enabled
 from .ranged import TransferSettings, download_file
-from .retry import RetryPolicy, call_with_retries
-from .sources import RemoteListing, Source, folder_identity, open_source
-from .uri import CheckpointURI, scrub
+from .transports import RemoteFile, RemoteIdentity, RemoteListing, Source, open_source
+from .transports.hub import hub_offline
+from .uri import CheckpointURI
 
 __all__ = ["CacheStats", "CheckpointCache", "ProgressCallback"]
 
@@ -232,15 +230,15 @@ def _selected(
     uri: CheckpointURI, listing: RemoteListing, include: tuple[str, ...]
 ) -> RemoteListing:
     """The listing of a folder cut down to the files ``include`` chooses."""
-    files = select_files(listing.files, include)
-    if not files:
+    chosen = listing.chosen(include)
+    if not chosen.files:
         shown = ", ".join(f.relpath for f in listing.files[:12])
         more = f" and {len(listing.files) - 12} more" if len(listing.files) > 12 else ""
         raise PermanentError(
             f"no file of {uri.public} matches {', '.join(include)} (it holds {shown}{more})",
             status=404,
         )
-    return RemoteListing("dir", folder_identity(files), files, revision=listing.revision)
+    return chosen
 
 
 def _replace_tree(source: Path, target: Path) -> None:
@@ -352,17 +350,15 @@ class CheckpointCache:
 
         Raises ``AssetDownloadError`` naming the URI when the object cannot be fetched.
         """
-        target = CheckpointURI.parse(uri)
+        try:
+            target = CheckpointURI.parse(uri)
+        except ValueError as exc:  # a Hub URI that names no repo
+            raise AssetDownloadError(str(exc), uri=public_uri(os.fspath(uri))) from None
         try:
             expected = _normalize_sha256(sha256)
         except ValueError as exc:
             raise AssetDownloadError(f"{exc} (for {target.public})", uri=target.public) from None
-        hub = target.scheme in HUB_SCHEMES
-        if hub:
-            try:
-                HubTarget.parse(target.raw)
-            except ValueError as exc:
-                raise AssetDownloadError(str(exc), uri=target.public) from None
+        hub = target.kind == "hub"
         patterns = tuple(include) if include is not None else None
         if patterns is not None and (not patterns or not all(isinstance(p, str) for p in patterns)):
             raise AssetDownloadError(
@@ -377,7 +373,7 @@ class CheckpointCache:
             if not extract:
                 return local
         offline = local_only or env_flag("ASYNCASSETS_OFFLINE") or (hub and hub_offline())
-        key = self._layout.key(target.public, extract=extract, include=patterns)
+        key = self._layout.key(target, extract=extract, include=patterns)
 
         async def run() -> Path:
             try:
@@ -420,7 +416,11 @@ class CheckpointCache:
         if offline:
             return await self._fetch_offline(uri, key, expected)
         try:
-            source = open_source(uri.raw, storage_options) if local is None else None
+            source = (
+                open_source(uri, storage_options, concurrency=self.settings.concurrency)
+                if local is None
+                else None
+            )
         except Exception as exc:
             raise self._download_error(uri, exc) from None
         try:
@@ -857,7 +857,11 @@ class CheckpointCache:
 
         Waits for a download of the same URI to finish first. Local paths are never touched.
         """
-        return await self._shelf.remove(CheckpointURI.parse(uri))
+        try:
+            target = CheckpointURI.parse(uri)
+        except ValueError:  # a Hub URI that names no repo: fetch never cached one
+            return False
+        return await self._shelf.remove(target)
 
     def path_of(
         self,
@@ -869,4 +873,8 @@ class CheckpointCache:
         """The cached path of ``uri`` (fetched with ``include``) without any network
         access, or None."""
         patterns = tuple(include) if include is not None else None
-        return self._shelf.path_of(CheckpointURI.parse(uri), extract=extract, include=patterns)
+        try:
+            target = CheckpointURI.parse(uri)
+        except ValueError:  # a Hub URI that names no repo: fetch never cached one
+            return None
+        return self._shelf.path_of(target, extract=extract, include=patterns)

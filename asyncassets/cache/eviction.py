@@ -9,9 +9,12 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from .layout import STATE_FILE, CacheEntry, CacheLayout, read_json
+from asyncassets.urls import public_uri
+
+from .durable import read_json
+from .layout import STATE_FILE, CacheEntry, CacheLayout
 from .locking import EntryLocks
-from .uri import CheckpointURI, public_uri
+from .uri import CheckpointURI
 
 __all__ = ["Shelf"]
 
@@ -112,7 +115,7 @@ class Shelf:
         """Delete the entries of ``target`` (plain, extracted, and every choice of files of
         a folder), waiting for a download of it to finish first; True when one existed."""
         removed = False
-        keys = [self._layout.key(target.public, extract=extract) for extract in (False, True)]
+        keys = [self._layout.key(target, extract=extract) for extract in (False, True)]
         keys += await anyio.to_thread.run_sync(self._keys_of, target.public)
         for key in dict.fromkeys(keys):
             exists = self._layout.entry_dir(key).exists
@@ -140,7 +143,7 @@ class Shelf:
         include: tuple[str, ...] | None = None,
     ) -> Path | None:
         """The cached path of ``target`` without any network access, or None (blocking)."""
-        key = self._layout.key(target.public, extract=extract, include=include)
+        key = self._layout.key(target, extract=extract, include=include)
         record = self._layout.read_entry(key)
         if record is None:
             return None

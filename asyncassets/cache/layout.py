@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
@@ -32,7 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .uri import entry_name
+from .durable import fsync_dir, fsync_tree, read_json, write_json_atomic
+from .transports.base import RemoteIdentity
+from .uri import CheckpointURI
 
 __all__ = [
     "DEFAULT_GRACE_SECONDS",
@@ -40,12 +41,9 @@ __all__ = [
     "CacheEntry",
     "CacheLayout",
     "EntryRecord",
-    "RemoteFile",
-    "RemoteIdentity",
     "default_cache_root",
     "lease_time",
     "renew_lease",
-    "write_json_atomic",
 ]
 
 ENTRY_FILE = "entry.json"
@@ -69,66 +67,6 @@ def default_cache_root() -> Path:
     if xdg := os.environ.get("XDG_CACHE_HOME"):
         return Path(xdg).expanduser() / "asyncassets"
     return Path.home() / ".cache" / "asyncassets"
-
-
-@dataclass(frozen=True)
-class RemoteIdentity:
-    """What identifies one version of a remote object or folder.
-
-    Two identities are the same version when their sizes agree and every validator both sides
-    know (ETag, generation / version id, listing digest) agrees; the modification time is
-    compared only when neither side has a validator.
-    """
-
-    size: int | None
-    etag: str | None = None
-    version: str | None = None
-    mtime: str | None = None
-    digest: str | None = None  # folders: hash of the listing (names, sizes, validators)
-
-    def same_version(self, other: RemoteIdentity) -> bool:
-        if self.size != other.size:
-            return False
-        validators = ("etag", "version", "digest")
-        compared = False
-        for name in validators:
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if mine is not None and theirs is not None:
-                if mine != theirs:
-                    return False
-                compared = True
-        if not compared and self.mtime is not None and other.mtime is not None:
-            return self.mtime == other.mtime
-        return True
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RemoteIdentity:
-        return cls(
-            size=data.get("size"),
-            etag=data.get("etag"),
-            version=data.get("version"),
-            mtime=data.get("mtime"),
-            digest=data.get("digest"),
-        )
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One remote file to download: ``relpath`` is where it goes inside the entry.
-
-    ``sha256`` is the digest its source publishes (the Hub's LFS files), checked as the file
-    downloads; ``blob`` names its content in its source's own local cache (the Hugging Face
-    cache's blob name), where a copy may already be.
-    """
-
-    path: str
-    relpath: str
-    identity: RemoteIdentity
-    sha256: str | None = None
-    blob: str | None = None
 
 
 @dataclass
@@ -203,24 +141,6 @@ def _safe_component(name: object) -> bool:
         and name not in ("", ".", "..")
         and not any(bad in name for bad in ("/", "\\", "\0"))
     )
-
-
-def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` through a unique temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, a kill: no half-written file stays behind
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if durable:
-        _fsync_dir(path.parent)
 
 
 def renew_lease(partial: Path) -> None:
@@ -312,40 +232,6 @@ def remove_tree(path: Path) -> bool:
     return not os.path.lexists(path)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(path: Path) -> None:
-    """fsync every file and folder under ``path`` (the data of an entry being published)."""
-    if path.is_file():
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-        return
-    for folder, _, files in os.walk(path):
-        for name in files:
-            file = Path(folder) / name
-            if file.is_symlink():
-                continue
-            with open(file, "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(Path(folder))
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``; ``None`` when missing or unreadable (a torn write)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 class CacheLayout:
     """Paths of the entries under one cache root, and the few file operations on them."""
 
@@ -353,15 +239,19 @@ class CacheLayout:
         self.root = root
 
     def key(
-        self, uri: str, *, extract: bool = False, include: tuple[str, ...] | None = None
+        self,
+        uri: CheckpointURI,
+        *,
+        extract: bool = False,
+        include: tuple[str, ...] | None = None,
     ) -> str:
-        """A stable folder name for ``uri`` (with the patterns that choose files of a
-        folder): readable prefix + hash."""
-        material = uri + ("\0extract" if extract else "")
+        """A stable folder name for ``uri`` (its public form, with the patterns that choose
+        files of a folder): readable prefix + hash."""
+        material = uri.public + ("\0extract" if extract else "")
         if include is not None:
             material += "\0include\0" + "\0".join(include)
         digest = hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]
-        prefix = _UNSAFE.sub("_", entry_name(uri))[:40].strip("._") or "entry"
+        prefix = _UNSAFE.sub("_", uri.name)[:40].strip("._") or "entry"
         return f"{prefix}-{digest}"
 
     def entry_dir(self, key: str) -> Path:
@@ -439,12 +329,12 @@ class CacheLayout:
         superseded and :meth:`reclaim` removes them after the grace period.
         """
         data = partial / "data"
-        _fsync_tree(data)
+        fsync_tree(data)
         target = self.entry_dir(key) / record.version_dir
         os.replace(data, target)
-        _fsync_dir(self.entry_dir(key))
+        fsync_dir(self.entry_dir(key))
         write_json_atomic(self.entry_dir(key) / ENTRY_FILE, record.to_json())
-        _fsync_dir(self.entry_dir(key))
+        fsync_dir(self.entry_dir(key))
         remove_tree(partial)
         self.mark_superseded(key, keep=record.version_dir)
 

@@ -34,12 +34,12 @@ from asyncassets.errors import (
     TransientError,
     first_error,
 )
+from asyncassets.retrying import RetryPolicy, call_with_retries
+from asyncassets.urls import scrub
 
-from .layout import RemoteFile, read_json, write_json_atomic
+from .durable import fdatasync, read_json, write_json_atomic
 from .progress import ProgressReporter
-from .retry import RetryPolicy, call_with_retries
-from .sources import Source
-from .uri import scrub
+from .transports.base import RemoteFile, Source
 
 __all__ = ["JOURNAL_INTERVAL", "Downloaded", "TransferSettings", "download_file"]
 
@@ -269,7 +269,7 @@ class _Journal:
         fd, path = self._fd, self.path
 
         def sync_and_write() -> None:
-            _fdatasync(fd)  # the journal must never claim bytes that are not on disk
+            fdatasync(fd)  # the journal must never claim bytes that are not on disk
             write_json_atomic(path, record, durable=False)
 
         await anyio.to_thread.run_sync(sync_and_write)
@@ -398,10 +398,6 @@ def _open_part(path: Path, size: int | None) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def _fdatasync(fd: int) -> None:
-    getattr(os, "fdatasync", os.fsync)(fd)
 
 
 def _part_len(index: int, size: int, part_size: int) -> int:

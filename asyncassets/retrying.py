@@ -1,5 +1,6 @@
-"""How long to wait between tries of a transient failure (tenacity); which failures are
-transient is :mod:`asyncassets.transient`'s call."""
+"""How long to wait between tries of a transient failure (tenacity), for card stores and the
+checkpoint cache alike; which failures are transient is :mod:`asyncassets.transient`'s
+call."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """``http(s)://`` on event loops other than asyncio (trio), where aiohttp cannot run: the
-standard library's ``urllib`` in worker threads, with the same checks as
-:class:`~asyncassets.cache.sources.HTTPSource` (``206`` and a matching ``Content-Range`` for
-every ranged read, ``If-Match`` / ``If-Unmodified-Since`` pinning and the validators of
-every answer compared). Bytes travel to the event loop a megabyte at a
-time through ``anyio.from_thread``.
+standard library's ``urllib`` in worker threads, with the same checks as the aiohttp
+transport (:mod:`._http`): ``206`` and a matching ``Content-Range`` for every ranged read,
+``If-Match`` / ``If-Unmodified-Since`` pinning and the validators of every answer compared.
+Bytes travel to the event loop a megabyte at a time through ``anyio.from_thread``.
 """
 
 from __future__ import annotations
@@ -22,19 +21,17 @@ import anyio.from_thread
 from asyncassets.errors import PermanentError, TransientError
 from asyncassets.storage_options import READ_TIMEOUT
 
-from .layout import RemoteFile, RemoteIdentity
-from .sources import (
-    RemoteListing,
-    Source,
-    WriteChunk,
+from ..uri import CheckpointURI
+from ._http import (
     check_range_answer,
-    check_range_validators,
+    check_received,
+    check_whole_answer,
     http_error,
     identity_of_probe,
     identity_of_response,
     range_headers,
 )
-from .uri import entry_name
+from .base import RemoteFile, RemoteIdentity, RemoteListing, Source, WriteChunk
 
 __all__ = ["ThreadedHTTPSource"]
 
@@ -88,7 +85,7 @@ class ThreadedHTTPSource(Source):
 
     default_concurrency = 16
 
-    def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, uri: CheckpointURI, storage_options: dict[str, Any] | None = None) -> None:
         super().__init__(uri)
         options = dict(storage_options or {})
         configured = dict(options.pop("headers", {}))
@@ -108,18 +105,18 @@ class ThreadedHTTPSource(Source):
 
     async def describe(self, kind_hint: str | None = None) -> RemoteListing:
         identity = await self._blocking(self._describe_blocking)
-        file = RemoteFile(path=self.uri, relpath=entry_name(self.uri), identity=identity)
+        file = RemoteFile(path=self.uri.raw, relpath=self.uri.name, identity=identity)
         return RemoteListing("file", identity, [file])
 
     def _describe_blocking(self) -> RemoteIdentity:
-        with self._open(self.uri, self._headers, "HEAD") as resp:
+        with self._open(self.uri.raw, self._headers, "HEAD") as resp:
             status = resp.status
             if status not in (403, 405, 501):
                 if status >= 400:
                     raise http_error(self.display, status, resp.reason)
                 return identity_of_response(resp.headers, resp.headers.get("Content-Length"))
         # Some servers refuse HEAD (a presigned GET URL answers 403): ask for one byte.
-        with self._open(self.uri, {**self._headers, "Range": "bytes=0-0"}) as resp:
+        with self._open(self.uri.raw, {**self._headers, "Range": "bytes=0-0"}) as resp:
             return identity_of_probe(self.display, resp.status, resp.reason, resp.headers)
 
     async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
@@ -131,21 +128,14 @@ class ThreadedHTTPSource(Source):
             )
 
         received = await self._streaming(file.path, headers, check, write)
-        if received != end - start:
-            raise TransientError(
-                f"{self.display}: ranged read ended after {received} of {end - start} bytes"
-            )
+        check_received(self.display, received, end - start, ranged=True)
 
     async def read_all(self, file: RemoteFile, write: WriteChunk) -> None:
         def check(resp: Any) -> None:
-            if resp.status != 200:
-                raise http_error(self.display, resp.status, resp.reason)
-            check_range_validators(self.display, resp.headers, file.identity)
+            check_whole_answer(self.display, resp.status, resp.reason, resp.headers, file)
 
         received = await self._streaming(file.path, self._headers, check, write)
-        expected = file.identity.size
-        if expected is not None and received != expected:
-            raise TransientError(f"{self.display}: got {received} of {expected} bytes")
+        check_received(self.display, received, file.identity.size, ranged=False)
 
     async def _streaming(
         self, url: str, headers: dict[str, str], check: Callable[[Any], None], write: WriteChunk

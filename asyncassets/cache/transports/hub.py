@@ -5,7 +5,8 @@ huggingface_hub (extra ``hf``) makes the one API call a fetch needs, ``repo_info
 files' metadata: it resolves the revision to a commit and lists every file with its size and,
 for LFS files, the sha256 the Hub publishes; it also finds the token (``$HF_TOKEN``, the token
 file of ``hf auth login``). The bytes go through the cache's own parallel ranged downloader
-(:mod:`asyncassets.cache.ranged`) from ``resolve/<commit>/<file>`` URLs, which never change:
+(:mod:`asyncassets.cache.ranged`), over the HTTP transport the dispatch hands in,
+from ``resolve/<commit>/<file>`` URLs, which never change:
 a download pinned to a commit cannot mix two versions. The Hub redirects LFS files to its
 CDN; the token goes to the Hub's own origin only, and the CDN's signed URLs live in memory
 for one fetch and are never stored or printed.
@@ -20,36 +21,32 @@ checked, instead of downloaded.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import anyio
 
 from asyncassets.envs import env_flag
 from asyncassets.errors import PermanentError, TransientError
-from asyncassets.loops import on_asyncio
-from asyncassets.urls import HUB_SCHEMES
 
-from .layout import RemoteFile, RemoteIdentity
-from .sources import RemoteListing, Source, WriteChunk, folder_identity
+from ..uri import CheckpointURI, HubTarget
+from .base import (
+    HTTPTransport,
+    RemoteFile,
+    RemoteIdentity,
+    RemoteListing,
+    Source,
+    WriteChunk,
+    folder_identity,
+)
 
-__all__ = [
-    "HUB_SCHEMES",
-    "HubSource",
-    "HubTarget",
-    "hf_hub_cache",
-    "hub_offline",
-    "select_files",
-]
+__all__ = ["HubSource", "hf_hub_cache", "hub_offline"]
 
 logger = logging.getLogger("asyncassets.cache.hub")
 
@@ -57,78 +54,6 @@ logger = logging.getLogger("asyncassets.cache.hub")
 API_TIMEOUT = 30.0
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_REPO_TYPES = {"models": "model", "datasets": "dataset"}
-
-
-@dataclass(frozen=True)
-class HubTarget:
-    """A parsed Hub URI: repo type and id, revision (``None``: the default branch) and a
-    path inside the repo (``""``: the whole repo)."""
-
-    uri: str
-    repo_type: str
-    repo_id: str
-    revision: str | None
-    path: str
-
-    @classmethod
-    def parse(cls, uri: str) -> HubTarget:
-        scheme, sep, rest = uri.partition("://")
-        if not sep or scheme.lower() not in HUB_SCHEMES:
-            raise ValueError(f"not a Hugging Face Hub URI: {uri}")
-        rest = rest.split("#", 1)[0]
-        if "?" in rest:
-            raise ValueError(f"{uri}: a Hub URI takes no query string (a revision is '@REV')")
-        parts = [p for p in rest.split("/") if p]
-        repo_type = "model"
-        if scheme.lower() == "hf" and parts and parts[0] in _REPO_TYPES:
-            repo_type = _REPO_TYPES[parts.pop(0)]
-        elif scheme.lower() == "hf" and parts and parts[0] == "spaces":
-            raise ValueError(f"{uri}: Spaces hold apps, not checkpoints; use a model or dataset")
-        if len(parts) < 2:
-            raise ValueError(f"{uri}: expected ORG/REPO after {scheme}://")
-        org, name = parts[0], parts[1]
-        rest_parts = parts[2:]
-        revision = None
-        if "@" in name:
-            name, revision = name.split("@", 1)
-            if revision == "refs" and len(rest_parts) >= 2:
-                # '@refs/pr/1' written with its slashes (else quoted: '@refs%2Fpr%2F1')
-                revision = "/".join([revision, *rest_parts[:2]])
-                rest_parts = rest_parts[2:]
-            revision = unquote(revision)
-            if not revision:
-                raise ValueError(f"{uri}: empty revision after '@'")
-        for part in (org, name):
-            if not _NAME.match(part) or ".." in part or len(part) > 96:
-                raise ValueError(f"{uri}: {part!r} is not a valid Hub organisation or repo name")
-        if any(p in (".", "..") for p in rest_parts):
-            raise ValueError(f"{uri}: '.' and '..' are not allowed in a path inside a repo")
-        return cls(uri, repo_type, f"{org}/{name}", revision, "/".join(rest_parts))
-
-    @property
-    def url_prefix(self) -> str:
-        """Where the repo's files live under the endpoint (``datasets/`` for datasets)."""
-        return "" if self.repo_type == "model" else f"{self.repo_type}s/"
-
-    def describe(self) -> str:
-        kind = "dataset" if self.repo_type == "dataset" else "model"
-        at = f" at revision {self.revision}" if self.revision else ""
-        inside = f", path {self.path}" if self.path else ""
-        return f"{kind} repo {self.repo_id}{at}{inside}"
-
-
-def select_files(files: Iterable[RemoteFile], include: Sequence[str]) -> list[RemoteFile]:
-    """The files whose path inside the folder (or its last component) matches a pattern."""
-    chosen = []
-    for file in files:
-        base = file.relpath.rsplit("/", 1)[-1]
-        names = (file.relpath, base)
-        if any(fnmatch.fnmatchcase(n, p) for p in include for n in names):
-            chosen.append(file)
-    return chosen
 
 
 def hub_offline() -> bool:
@@ -198,23 +123,33 @@ class HubSource(Source):
     """A Hub repo (or one file or folder of it) at one commit.
 
     ``storage_options`` may hold ``endpoint`` and ``token`` (else ``$HF_ENDPOINT`` and the
-    token huggingface_hub finds).
+    token huggingface_hub finds). File bytes travel over ``http``, the HTTP transport that
+    suits the running event loop.
     """
 
     default_concurrency = 32
 
-    def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        uri: CheckpointURI,
+        storage_options: dict[str, Any] | None = None,
+        *,
+        http: HTTPTransport,
+    ) -> None:
         super().__init__(uri)
         try:
             import huggingface_hub  # noqa: F401
         except ImportError as exc:
             raise PermanentError(
-                f"cannot fetch {uri}: huggingface_hub is missing (pip install 'asyncassets[hf]')"
+                f"cannot fetch {uri.public}: huggingface_hub is missing "
+                "(pip install 'asyncassets[hf]')"
             ) from exc
-        self.target = HubTarget.parse(uri)
+        assert uri.hub is not None
+        self.target: HubTarget = uri.hub
         options = dict(storage_options or {})
         self.endpoint = hub_endpoint(options)
         self._token: str | None = options.get("token")
+        self._open_http = http
         self._http: Source | None = None
         #: the commit the revision resolved to (set by ``describe``)
         self.commit: str | None = None
@@ -285,16 +220,8 @@ class HubSource(Source):
             from huggingface_hub.utils._headers import build_hf_headers
 
             headers = build_hf_headers(token=self._token or False, library_name="asyncassets")
-            options = {"headers": headers}
-            if on_asyncio():
-                from .sources import HTTPSource
-
-                self._http = HTTPSource(self.endpoint, options, remember_redirects=True)
-            else:
-                from .http_threads import ThreadedHTTPSource
-
-                self._http = ThreadedHTTPSource(self.endpoint, options)
-            self._http.display = self.display
+            # Its messages name this URI: it only reads the ``resolve/`` URLs of files.
+            self._http = self._open_http(self.uri, {"headers": headers})
         return self._http
 
     async def read_range(self, file: RemoteFile, start: int, end: int, write: WriteChunk) -> None:
