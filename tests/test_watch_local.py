@@ -422,3 +422,20 @@ async def test_cancelling_a_task_inside_watching_stops_its_watchers(card_dir: Pa
     # The store is still usable and can watch again.
     async with store.watching():
         await wait_for_value(store, "foo", 3)
+
+
+async def test_error_inside_watching_is_raised_as_itself(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\n")
+    store = AssetStore([FileAssetMetadataProvider(tmp_path)])
+    with pytest.raises(AssetCardNotFoundError):
+        async with store.watching():
+            await store.retrieve_card("nope")
+
+
+async def test_watching_can_be_left_promptly_many_times(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\n")
+    store = AssetStore([FileAssetMetadataProvider(tmp_path)])
+    with anyio.fail_after(20):  # a hang, not a timing claim: 5 exits would take 25 s
+        for _ in range(5):
+            async with store.watching():
+                pass
