@@ -16,6 +16,9 @@ from asyncassets.kinds import card_family, card_kind
 from asyncassets.store import AssetStore
 from asyncassets.values import json_value
 
+#: An ASGI message's headers (a tuple: shared by every answer of a card, never changed).
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+
 
 @dataclass
 class Prefetch:
@@ -30,25 +33,32 @@ class Prefetch:
 
 
 class Bodies:
-    """JSON bodies of resolved cards, by (name, env), each with the card object it was made
-    from. The store hands out the same card object until its snapshot changes, so a body is
-    made once per snapshot, and a request of an edited card finds a stale entry and makes it
-    again. Bounded (cleared when full: a store of more cards than this is rebuilt lazily)."""
+    """Answers of ``GET /cards/{name}``: the JSON of a resolved card and its response headers,
+    by (name, env), each with the card object it was made from. The store hands out the same
+    card object until its snapshot changes, so an answer is made once per snapshot, and a
+    request of an edited card finds a stale entry and makes it again. Bounded (cleared when
+    full: a store of more cards than this is rebuilt lazily)."""
 
     LIMIT = 8192
 
     def __init__(self) -> None:
-        self._bodies: dict[tuple[str, str | None], tuple[AssetCard, bytes]] = {}
+        self._answers: dict[tuple[str, str | None], tuple[AssetCard, bytes, RawHeaders]] = {}
 
-    def body(self, card: AssetCard, env: str | None) -> bytes:
-        """The JSON of ``card`` (resolved for ``env``)."""
+    def answer(self, card: AssetCard, env: str | None) -> tuple[bytes, RawHeaders]:
+        """The JSON of ``card`` (resolved for ``env``) and the headers Starlette's
+        ``Response(body, media_type="application/json")`` sends with it."""
         key = (card.name, env)
-        entry = self._bodies.get(key)
+        entry = self._answers.get(key)
         if entry is None or entry[0] is not card:
-            if len(self._bodies) >= self.LIMIT:
-                self._bodies.clear()
-            entry = self._bodies[key] = (card, card_body(card))
-        return entry[1]
+            if len(self._answers) >= self.LIMIT:
+                self._answers.clear()
+            body = card_body(card)
+            headers = (
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"content-type", b"application/json"),
+            )
+            entry = self._answers[key] = (card, body, headers)
+        return entry[1], entry[2]
 
 
 @dataclass
