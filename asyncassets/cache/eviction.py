@@ -4,6 +4,7 @@ it without pulling a file from under a reader or a writer. No network I/O."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import anyio
@@ -111,9 +112,12 @@ class Shelf:
                     freed += self._layout.reclaim(key, grace)
         return freed
 
-    async def remove(self, target: CheckpointURI) -> bool:
-        """Delete the entries of ``target`` (plain, extracted, and every choice of files of
+    async def remove(self, uri: str | os.PathLike[str]) -> bool:
+        """Delete the entries of ``uri`` (plain, extracted, and every choice of files of
         a folder), waiting for a download of it to finish first; True when one existed."""
+        target = _parsed(uri)
+        if target is None:
+            return False
         removed = False
         keys = [self._layout.key(target, extract=extract) for extract in (False, True)]
         keys += await anyio.to_thread.run_sync(self._keys_of, target.public)
@@ -137,15 +141,26 @@ class Shelf:
 
     def path_of(
         self,
-        target: CheckpointURI,
+        uri: str | os.PathLike[str],
         *,
         extract: bool = False,
         include: tuple[str, ...] | None = None,
     ) -> Path | None:
-        """The cached path of ``target`` without any network access, or None (blocking)."""
+        """The cached path of ``uri`` without any network access, or None (blocking)."""
+        target = _parsed(uri)
+        if target is None:
+            return None
         key = self._layout.key(target, extract=extract, include=include)
         record = self._layout.read_entry(key)
         if record is None:
             return None
         path = self._layout.data_path(key, record)
         return path if path.exists() else None
+
+
+def _parsed(uri: str | os.PathLike[str]) -> CheckpointURI | None:
+    """``uri`` parsed; None for a Hub URI that names no repo (``fetch`` never cached one)."""
+    try:
+        return CheckpointURI.parse(uri)
+    except ValueError:
+        return None

@@ -18,41 +18,49 @@ Nothing in this module does network I/O.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
 import re
 import shutil
-import socket
 import stat
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .durable import fsync_dir, fsync_tree, read_json, write_json_atomic
+from .leases import (
+    ACTIVE_PARTIALS,
+    LEASE_SECONDS,
+    STATE_FILE,
+    claim_lease,
+    lease_time,
+    renew_lease,
+    writer_alive,
+)
 from .transports.base import RemoteIdentity
 from .uri import CheckpointURI
 
 __all__ = [
+    "ACTIVE_PARTIALS",
     "DEFAULT_GRACE_SECONDS",
     "LEASE_SECONDS",
+    "STATE_FILE",
     "CacheEntry",
     "CacheLayout",
     "EntryRecord",
+    "PartialState",
     "default_cache_root",
     "lease_time",
     "renew_lease",
 ]
 
 ENTRY_FILE = "entry.json"
-STATE_FILE = "state.json"
-LEASE_FILE = "lease"
 SUPERSEDED_PREFIX = "superseded-"
-#: A partial download whose writer has not renewed its lease for this long is abandoned
-#: (the writer renews it every few seconds while it runs).
-LEASE_SECONDS = 60.0
 #: How long a superseded version stays readable before ``prune`` may reclaim it.
 DEFAULT_GRACE_SECONDS = 3600.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -110,6 +118,56 @@ class EntryRecord:
 
 
 @dataclass(frozen=True)
+class PartialState:
+    """Content of a partial download's ``state.json``: what it downloads (the URI's public
+    form, a file or a folder, the remote version, how it is cut, unpacked and chosen) and
+    when it started. A partial is resumed only by a download of the same URI, version and
+    part size."""
+
+    uri: str
+    kind: str
+    identity: RemoteIdentity
+    part_size: int
+    extract: bool = False
+    include: list[str] | None = None
+    created: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["identity"] = self.identity.to_json()
+        return data
+
+    @classmethod
+    def of(cls, value: PartialState | Mapping[str, Any]) -> PartialState:
+        """``value``, or the state its JSON form (``state.json``'s) describes."""
+        if isinstance(value, PartialState):
+            return value
+        return cls(
+            uri=value["uri"],
+            kind=value["kind"],
+            identity=RemoteIdentity.from_json(value["identity"]),
+            part_size=int(value["part_size"]),
+            extract=bool(value.get("extract", False)),
+            include=value.get("include"),
+            created=float(value.get("created", 0.0)),
+        )
+
+    def same_download(self, found: Mapping[str, Any] | None) -> bool:
+        """``found`` (a ``state.json`` read back, None when unreadable) downloads what this
+        state does: the same URI, kind, part size, unpacking and remote version."""
+        if found is None:
+            return False
+        mine = self.to_json()
+        if any(found.get(k) != mine[k] for k in ("uri", "kind", "part_size", "extract")):
+            return False
+        try:
+            identity = RemoteIdentity.from_json(found["identity"])
+        except (KeyError, TypeError, AttributeError):
+            return False
+        return identity.same_version(self.identity)
+
+
+@dataclass(frozen=True)
 class CacheEntry:
     """One entry as ``CheckpointCache.entries()`` lists it.
 
@@ -141,57 +199,6 @@ def _safe_component(name: object) -> bool:
         and name not in ("", ".", "..")
         and not any(bad in name for bad in ("/", "\\", "\0"))
     )
-
-
-def renew_lease(partial: Path) -> None:
-    """Say that the writer of ``partial`` is alive (the lease file's mtime)."""
-    with contextlib.suppress(OSError):
-        (partial / LEASE_FILE).touch()
-
-
-#: Partial downloads this process is writing now (their lease names this process).
-ACTIVE_PARTIALS: set[str] = set()
-_HOST = socket.gethostname()
-
-
-def claim_lease(partial: Path) -> None:
-    """Make this process the writer of ``partial``: its lease names this host and pid."""
-    with contextlib.suppress(OSError):
-        (partial / LEASE_FILE).write_text(f"{_HOST}\n{os.getpid()}\n", encoding="utf-8")
-
-
-def writer_alive(partial: Path, now: float | None = None) -> bool:
-    """Someone is still writing ``partial``, whatever any lock says: its lease is fresh,
-    and, when the lease names a process of this host, that process runs (and, when it is
-    this one, it is writing ``partial`` now). A writer killed on this host is seen dead at
-    once; one on another host when its lease goes stale."""
-    now = time.time() if now is None else now
-    if now - lease_time(partial) >= LEASE_SECONDS:
-        return False
-    try:
-        host, pid_text = (partial / LEASE_FILE).read_text(encoding="utf-8").split("\n")[:2]
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return True  # a lease without a writer's name (an older version's): its time rules
-    if host != _HOST:
-        return True
-    if pid == os.getpid():
-        return str(partial) in ACTIVE_PARTIALS
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
-
-
-def lease_time(partial: Path) -> float:
-    """When the writer of ``partial`` last said it was alive (0: never)."""
-    for name in (LEASE_FILE, STATE_FILE):
-        with contextlib.suppress(OSError):
-            return (partial / name).stat().st_mtime
-    return 0.0
 
 
 def _mtime(path: Path) -> float:
@@ -383,7 +390,7 @@ class CacheLayout:
         by the next :meth:`reclaim`)."""
         return sorted(p for p in self.entry_dir(key).glob("partial-*") if not p.is_symlink())
 
-    def new_partial(self, key: str, state: dict[str, Any]) -> Path:
+    def new_partial(self, key: str, state: PartialState | Mapping[str, Any]) -> Path:
         token = uuid.uuid4().hex[:12]
         # Built under a name no other process looks at, then renamed: a partial is never
         # seen without its state and lease (it would look abandoned).
@@ -391,13 +398,19 @@ class CacheLayout:
         (building / "files").mkdir(parents=True)
         (building / "data").mkdir()
         # Its start is now: of two writers the locks let in together, the later steps back.
-        write_json_atomic(building / STATE_FILE, {**state, "created": time.time()})
+        started = dataclasses.replace(PartialState.of(state), created=time.time())
+        write_json_atomic(building / STATE_FILE, started.to_json())
         claim_lease(building)
         path = self.entry_dir(key) / f"partial-{token}"
         os.replace(building, path)
         return path
 
-    def adopt_partial(self, key: str, state: dict[str, Any]) -> Path | None:
+    def claim_partial(self, key: str, state: PartialState) -> Path:
+        """A partial to download ``state`` into: an interrupted download of the same remote
+        version (:meth:`adopt_partial`), else a new one."""
+        return self.adopt_partial(key, state) or self.new_partial(key, state)
+
+    def adopt_partial(self, key: str, state: PartialState | Mapping[str, Any]) -> Path | None:
         """Take over an interrupted download of the same remote version, if there is one.
 
         Only a partial whose writer is gone (:func:`writer_alive`) is adopted or deleted,
@@ -406,13 +419,13 @@ class CacheLayout:
         a fresh unique name first, so that two processes never write the same files.
         Abandoned partials of other versions are deleted.
         """
+        wanted = PartialState.of(state)
         adopted: Path | None = None
         now = time.time()
         for path in self.partials(key):
             if writer_alive(path, now):
                 continue  # someone is writing it: it stays theirs
-            found = read_json(path / STATE_FILE)
-            if adopted is None and found is not None and _same_state(found, state):
+            if adopted is None and wanted.same_download(read_json(path / STATE_FILE)):
                 fresh = path.with_name(f"partial-{uuid.uuid4().hex[:12]}")
                 try:
                     os.replace(path, fresh)
@@ -425,17 +438,21 @@ class CacheLayout:
         return adopted
 
     def live_partial(
-        self, key: str, state: dict[str, Any], *, before: Path | None = None
+        self,
+        key: str,
+        state: PartialState | Mapping[str, Any],
+        *,
+        before: Path | None = None,
     ) -> Path | None:
         """A partial download of the same remote version that another writer is filling now
         (started before ``before``'s, when given), if there is one."""
+        wanted = PartialState.of(state)
         now = time.time()
         mine = _started(before) if before is not None else None
         for path in self.partials(key):
             if path == before or not writer_alive(path, now):
                 continue
-            found = read_json(path / STATE_FILE)
-            if found is None or not _same_state(found, state):
+            if not wanted.same_download(read_json(path / STATE_FILE)):
                 continue
             if mine is None or _started(path) < mine:
                 return path
@@ -454,14 +471,3 @@ def _started(partial: Path) -> tuple[float, str]:
     state = read_json(partial / STATE_FILE) or {}
     created = state.get("created")
     return (float(created) if isinstance(created, int | float) else 0.0, partial.name)
-
-
-def _same_state(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    keys = ("uri", "kind", "part_size", "extract")
-    if any(found.get(k) != wanted.get(k) for k in keys):
-        return False
-    try:
-        identity = RemoteIdentity.from_json(found["identity"])
-    except (KeyError, TypeError):
-        return False
-    return identity.same_version(RemoteIdentity.from_json(wanted["identity"]))

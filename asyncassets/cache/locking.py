@@ -5,11 +5,13 @@ that is running. ``EntryLocks`` serialises work on an entry: an anyio lock insid
 and a ``filelock`` lock (``flock``; it dies with its process, so a killed download never leaves
 a lock that blocks forever) across processes and hosts sharing the folder. Correctness never
 rests on the lock alone: downloads write to uniquely named partial folders and publish with a
-rename.
+rename, and a writer keeps the lease of its partial (:mod:`.leases`) so that no other
+process, whatever its locks say, takes it over.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -23,7 +25,12 @@ import filelock
 
 from asyncassets.loops import current_loop
 
-__all__ = ["EntryLocks", "SingleFlight"]
+from .layout import CacheLayout, PartialState, remove_tree
+
+__all__ = ["EntryLocks", "SingleFlight", "own_partial"]
+
+#: How long a new partial download waits before it looks for one started just before it.
+SETTLE_SECONDS = 0.1
 
 logger = logging.getLogger("asyncassets.cache.locking")
 
@@ -170,3 +177,40 @@ async def _acquire(lock: filelock.BaseFileLock, key: str) -> None:
             waited = True
         await anyio.sleep(delay)
         delay = min(delay * 1.5, 0.25)
+
+
+async def own_partial(
+    layout: CacheLayout,
+    key: str,
+    state: PartialState,
+    *,
+    wait: bool,
+    published: Callable[[], Awaitable[Path | None]],
+) -> tuple[Path | None, Path | None]:
+    """``(partial to download into, None)``, or ``(None, path)`` when another writer
+    (beside us because a lock lied, or locks are off) was downloading the same version and
+    ``published`` it while we waited: its bytes are not downloaded again. Of two writers that
+    start together, the later steps back and waits for the other. Without ``wait`` (a forced
+    fetch), the partial at once."""
+    if not wait:
+        return await anyio.to_thread.run_sync(layout.claim_partial, key, state), None
+    delay = 0.05
+    while True:
+        while await anyio.to_thread.run_sync(layout.live_partial, key, state):
+            await anyio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+            if (path := await published()) is not None:
+                return None, path
+        if (path := await published()) is not None:
+            return None, path
+        partial = await anyio.to_thread.run_sync(layout.claim_partial, key, state)
+        # A writer that started just before us may not be visible yet: once both are, the
+        # later of the two sees the earlier (a tenth of a second against downloads of
+        # gigabytes).
+        await anyio.sleep(SETTLE_SECONDS)
+        earlier = await anyio.to_thread.run_sync(
+            functools.partial(layout.live_partial, key, state, before=partial)
+        )
+        if earlier is None:
+            return partial, None
+        await anyio.to_thread.run_sync(remove_tree, partial)

@@ -1,27 +1,31 @@
-"""Download one remote file into a partial file: parallel ranged reads, resumable.
+"""Download the files of a listing into a partial entry: parallel ranged reads, resumable.
 
-The file is cut into parts. A fixed number of workers pull the next missing part from one
-shared iterator (a sliding window: a worker that finishes takes the next part at once, there
-is no barrier between batches) and write what they receive at its offset, a megabyte at a
-time, so memory is bounded by the requests in flight whatever the size of the object.
+Every file of a folder downloads at once, all of them sharing one limit of requests in
+flight; a file already complete on disk, or found in the source's own local cache, is not
+downloaded again. Each file is cut into parts. A fixed number of workers pull the next
+missing part from one shared iterator (a sliding window: a worker that finishes takes the
+next part at once, there is no barrier between batches) and write what they receive at its
+offset, a megabyte at a time, so memory is bounded by the requests in flight whatever the
+size of the object.
 
 Which parts are complete, and how far each part in flight got, is recorded in a journal
-next to the partial file (after an ``fdatasync`` of the data, every ``JOURNAL_INTERVAL``
-seconds and when the download stops), so a killed download resumes from every byte that
-reached the disk. A part that fails
-mid-way is retried from the byte where it stopped. A source that answers a ranged read with
-the whole object (``200``) is read again in one stream.
+(:mod:`.parts`) next to the partial file (after an ``fdatasync`` of the data, every
+``JOURNAL_INTERVAL`` seconds and when the download stops), so a killed download resumes from
+every byte that reached the disk. A part that fails mid-way is retried from the byte where
+it stopped. A source that answers a ranged read with the whole object (``200``) is read
+again in one stream.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
+import posixpath
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +34,7 @@ import anyio.to_thread
 
 from asyncassets.errors import (
     AssetDownloadError,
+    ChecksumMismatchError,
     RangeNotHonouredError,
     TransientError,
     first_error,
@@ -37,16 +42,13 @@ from asyncassets.errors import (
 from asyncassets.retrying import RetryPolicy, call_with_retries
 from asyncassets.urls import scrub
 
-from .durable import fdatasync, read_json, write_json_atomic
+from .parts import JOURNAL_INTERVAL, Frontier, Journal, OffsetWriter, PrefixHasher
 from .progress import ProgressReporter
-from .transports.base import RemoteFile, Source
+from .transports.base import RemoteFile, RemoteListing, Source
 
-__all__ = ["JOURNAL_INTERVAL", "Downloaded", "TransferSettings", "download_file"]
+__all__ = ["Downloaded", "TransferSettings", "download_file", "download_files"]
 
 logger = logging.getLogger("asyncassets.cache.ranged")
-
-JOURNAL_INTERVAL = 0.5
-_WRITE_CHUNK = 2**20
 
 
 @dataclass(frozen=True)
@@ -62,79 +64,6 @@ class TransferSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
-class _OffsetWriter:
-    """Writes a stream of chunks at increasing offsets of a file descriptor.
-
-    Chunks are gathered (not copied) until a megabyte is pending, then written with one
-    ``pwritev`` in a worker thread.
-    """
-
-    def __init__(
-        self,
-        fd: int,
-        offset: int,
-        progress: ProgressReporter,
-        on_flush: Callable[[int], None] | None = None,
-        *,
-        end: int | None = None,
-    ) -> None:
-        self._fd = fd
-        self._flushed = offset
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self._progress = progress
-        self._on_flush = on_flush
-        #: Nothing is written at or past this offset: a server that sends more than the
-        #: range asked for (or than the object's size) is wrong, not generous.
-        self._end = end
-
-    @property
-    def position(self) -> int:
-        return self._flushed + self._pending_bytes
-
-    async def write(self, chunk: bytes) -> None:
-        if self._end is not None and self.position + len(chunk) > self._end:
-            raise TransientError(
-                f"the server sent more bytes than asked for (past byte {self._end:,}): "
-                "an answer like that is never written"
-            )
-        self._progress.advance(len(chunk))
-        self._pending.append(chunk)
-        self._pending_bytes += len(chunk)
-        if self._pending_bytes >= _WRITE_CHUNK:
-            await self.flush()
-
-    async def flush(self) -> None:
-        if not self._pending:
-            return
-        chunks, total = self._pending, self._pending_bytes
-        self._pending, self._pending_bytes = [], 0
-        fd, offset = self._fd, self._flushed
-
-        def write_all() -> None:
-            views = [memoryview(c) for c in chunks]
-            position = offset
-            while views:
-                written = _pwritev(fd, views, position)
-                position += written
-                while views and written >= len(views[0]):
-                    written -= len(views[0])
-                    views.pop(0)
-                if views and written:
-                    views[0] = views[0][written:]
-
-        await anyio.to_thread.run_sync(write_all)
-        self._flushed += total
-        if self._on_flush is not None:
-            self._on_flush(self._flushed)
-
-
-def _pwritev(fd: int, views: list[memoryview], offset: int) -> int:
-    if hasattr(os, "pwritev"):
-        return os.pwritev(fd, views[:1024], offset)
-    return os.pwrite(fd, views[0], offset)
-
-
 @dataclass(frozen=True)
 class Downloaded:
     """A downloaded file: its size, and its sha256 when one was asked for."""
@@ -143,136 +72,106 @@ class Downloaded:
     sha256: str | None = None
 
 
-_HASH_CHUNK = 8 * 2**20
+async def download_files(
+    source: Source,
+    listing: RemoteListing,
+    data: Path,
+    *,
+    settings: TransferSettings,
+    part_size: int,
+    progress: ProgressReporter,
+    expected: str | None = None,
+) -> dict[str, str]:
+    """Download every file of ``listing`` to ``data`` (the file itself, or the folder its
+    files go into), through part files in ``data.parent.parent / "files"``; return the
+    sha256 of those hashed as they downloaded (files the source publishes a sha256 of, and a
+    single file with an ``expected`` one). A file whose bytes are not the sha256 its source
+    publishes is discarded and raised once the others are done: they are good, and kept."""
+    files_dir = data.parent.parent / "files"
+    concurrency = settings.concurrency or source.default_concurrency
+    settings = dataclasses.replace(settings, concurrency=concurrency)
+    limiter = anyio.CapacityLimiter(concurrency)
+    files_in_flight = anyio.CapacityLimiter(concurrency)
+    digests: dict[str, str] = {}
+    mismatches: list[ChecksumMismatchError] = []
 
-
-class _PrefixHasher:
-    """The sha256 of a partial file, computed while it downloads.
-
-    Parts finish out of order, so the hash follows the *frontier*: the end of the prefix
-    of the file that is written without a gap. Each time a write moves it, the bytes up to
-    it are read back while the page cache still holds them (no disk read) and hashed in a
-    worker thread, so when the last part lands only the bytes behind the last frontier
-    remain to hash, not the whole file.
-    """
-
-    def __init__(self, fd: int, size: int) -> None:
-        self._fd = fd
-        self._size = size
-        self._sha = hashlib.sha256()
-        self.hashed = 0
-        self._moved = anyio.Event()
-
-    def poke(self) -> None:
-        """The frontier may have moved."""
-        self._moved.set()
-
-    def _hash_to(self, end: int) -> None:
-        while self.hashed < end:
-            chunk = os.pread(self._fd, min(_HASH_CHUNK, end - self.hashed), self.hashed)
-            if not chunk:
-                raise OSError(f"the partial file ended at byte {self.hashed}, before {end}")
-            self._sha.update(chunk)
-            self.hashed += len(chunk)
-
-    async def follow(self, frontier: Callable[[], int]) -> None:
-        """Hash up to ``frontier()`` as it grows, until the whole file is hashed."""
-        while self.hashed < self._size:
-            self._moved = anyio.Event()
-            end = min(self._size, frontier())
-            if end > self.hashed:
-                await anyio.to_thread.run_sync(self._hash_to, end)
-            else:
-                await self._moved.wait()
-
-    def restart(self) -> None:
-        """Forget what was hashed (the file is written again from its start)."""
-        self._sha = hashlib.sha256()
-        self.hashed = 0
-
-    async def finish(self) -> str:
-        await anyio.to_thread.run_sync(self._hash_to, self._size)
-        return self._sha.hexdigest()
-
-
-class _Frontier:
-    """The end of the gap-free prefix the journal knows to be written. Parts only ever
-    complete, so the first incomplete part is searched from where it was last found."""
-
-    def __init__(self, journal: _Journal, size: int, part_size: int) -> None:
-        self._journal = journal
-        self._size = size
-        self._part_size = part_size
-        self._first_missing = 0
-
-    def __call__(self) -> int:
-        done = self._journal.done
-        while self._first_missing in done:
-            self._first_missing += 1
-        index = self._first_missing
-        return min(self._size, index * self._part_size + self._journal.written.get(index, 0))
-
-
-class _Journal:
-    """What of one partial file is on disk, saved as JSON beside it: the complete parts,
-    and for each part in flight the bytes written from its start (so a killed download
-    resumes from every byte that reached the disk, not only from whole parts)."""
-
-    def __init__(self, path: Path, fd: int, size: int, part_size: int) -> None:
-        self.path = path
-        self._fd = fd
-        self._header = {"size": size, "part_size": part_size}
-        self.done: set[int] = set()
-        #: part -> bytes written from the part's start (parts not done yet)
-        self.written: dict[int, int] = {}
-        self._saved_at = time.monotonic()
-        self._dirty = False
-        #: called when written bytes move (a hash following the download)
-        self.on_change: Callable[[], None] | None = None
-
-    def load(self) -> None:
-        data = read_json(self.path)
-        if data is None or not all(data.get(k) == v for k, v in self._header.items()):
+    async def one(file: RemoteFile) -> None:
+        final = data if listing.kind == "file" else data / _safe_relpath(source, file.relpath)
+        if await anyio.to_thread.run_sync(_has_size, final, file.identity.size):
+            progress.advance(file.identity.size or 0)  # finished before an interruption
             return
-        self.done = {int(i) for i in data.get("done", [])}
-        part_size = int(self._header["part_size"])
-        written = data.get("written", {})
-        if isinstance(written, dict):
-            self.written = {
-                int(k): int(v)
-                for k, v in written.items()
-                if int(k) not in self.done and 0 < int(v) < part_size
-            }
-
-    def note(self, part: int, written: int) -> None:
-        """Bytes from the start of ``part`` that are written (not yet synced)."""
-        self.written[part] = written
-        self._dirty = True
-        if self.on_change is not None:
-            self.on_change()
-
-    def mark(self, part: int) -> None:
-        self.done.add(part)
-        self.written.pop(part, None)
-        self._dirty = True
-        if self.on_change is not None:
-            self.on_change()
-
-    async def save(self, *, force: bool = False) -> None:
-        if not self._dirty or (not force and time.monotonic() - self._saved_at < JOURNAL_INTERVAL):
+        token = hashlib.sha256(file.relpath.encode()).hexdigest()[:16]
+        part = files_dir / f"{token}.part"
+        if await source.local_copy(file, part):
+            progress.advance(file.identity.size or 0)
+            await anyio.to_thread.run_sync(_move_into_place, part, final)
             return
-        self._dirty = False
-        self._saved_at = time.monotonic()
-        # Snapshot before syncing: whatever the writers flush meanwhile is not claimed.
-        written = {str(k): v for k, v in self.written.items()}
-        record = {**self._header, "done": sorted(self.done), "written": written}
-        fd, path = self._fd, self.path
+        digest = file.sha256 is not None or (listing.kind == "file" and expected is not None)
+        async with files_in_flight:
+            done = await download_file(
+                source,
+                file,
+                part,
+                part_size=part_size,
+                settings=settings,
+                limiter=limiter,
+                progress=progress,
+                digest=digest,
+            )
+        if done.sha256 is not None and file.sha256 is not None and done.sha256 != file.sha256:
+            await anyio.to_thread.run_sync(_discard_part, part)
+            mismatches.append(
+                ChecksumMismatchError(
+                    f"{source.display}: {file.relpath} downloaded with sha256 {done.sha256}, "
+                    f"but its source publishes {file.sha256}; the file was discarded "
+                    "(fetch again to download it anew)",
+                    uri=source.display,
+                    expected=file.sha256,
+                    actual=done.sha256,
+                )
+            )
+            return
+        if done.sha256 is not None:
+            digests[file.relpath] = done.sha256
+        await anyio.to_thread.run_sync(_move_into_place, part, final)
 
-        def sync_and_write() -> None:
-            fdatasync(fd)  # the journal must never claim bytes that are not on disk
-            write_json_atomic(path, record, durable=False)
+    try:
+        async with anyio.create_task_group() as tg:
+            for file in listing.files:
+                tg.start_soon(one, file)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    if mismatches:
+        raise mismatches[0]
+    return digests
 
-        await anyio.to_thread.run_sync(sync_and_write)
+
+def _safe_relpath(source: Source, relpath: str) -> str:
+    clean = posixpath.normpath(relpath)
+    if clean.startswith(("/", "../")) or clean in ("..", "."):
+        raise AssetDownloadError(
+            f"refusing to fetch {source.display}: the listing has an unsafe name {relpath!r}",
+            uri=source.display,
+        )
+    return clean
+
+
+def _has_size(path: Path, size: int | None) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
+def _move_into_place(part: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(part, final)
+    part.with_name(part.name + ".parts.json").unlink(missing_ok=True)
+
+
+def _discard_part(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    part.with_name(part.name + ".parts.json").unlink(missing_ok=True)
 
 
 async def download_file(
@@ -290,7 +189,7 @@ async def download_file(
 
     Resumes from ``part_path`` and its journal (``<part_path>.parts.json``) when they exist.
     ``digest=True`` also computes the file's sha256, as it downloads (see
-    :class:`_PrefixHasher`).
+    :class:`PrefixHasher`).
     """
     journal_path = part_path.with_name(part_path.name + ".parts.json")
     size = file.identity.size
@@ -300,9 +199,9 @@ async def download_file(
     try:
         if size is None:
             written = await _stream_whole(source, file, fd, settings, limiter, progress)
-            hasher = _PrefixHasher(fd, written) if digest else None
+            hasher = PrefixHasher(fd, written) if digest else None
             return Downloaded(written, await hasher.finish() if hasher else None)
-        hasher = _PrefixHasher(fd, size) if digest else None
+        hasher = PrefixHasher(fd, size) if digest else None
         size = await _download_parts(
             source, file, fd, journal_path, part_size, settings, limiter, progress, hasher
         )
@@ -329,11 +228,11 @@ async def _download_parts(
     settings: TransferSettings,
     limiter: anyio.CapacityLimiter,
     progress: ProgressReporter,
-    hasher: _PrefixHasher | None,
+    hasher: PrefixHasher | None,
 ) -> int:
     size = file.identity.size
     assert size is not None
-    journal = _Journal(journal_path, fd, size, part_size)
+    journal = Journal(journal_path, fd, size, part_size)
     await anyio.to_thread.run_sync(journal.load)
     nparts = max(1, -(-size // part_size))
     done = {i for i in journal.done if i < nparts}
@@ -352,7 +251,7 @@ async def _download_parts(
         async with anyio.create_task_group() as tg:
             if hasher is not None:
                 journal.on_change = hasher.poke
-                tg.start_soon(hasher.follow, _Frontier(journal, size, part_size))
+                tg.start_soon(hasher.follow, Frontier(journal, size, part_size))
             await _fetch_parts(
                 source, file, fd, missing, left, journal, settings, limiter, progress
             )
@@ -410,20 +309,20 @@ async def _fetch_parts(
     fd: int,
     missing: Iterator[int],
     left: int,
-    journal: _Journal,
+    journal: Journal,
     settings: TransferSettings,
     limiter: anyio.CapacityLimiter,
     progress: ProgressReporter,
 ) -> None:
     size = file.identity.size
     assert size is not None
-    part_size = journal._header["part_size"]
+    part_size = journal.part_size
     queue = missing
 
     async def fetch_part(index: int) -> None:
         start = index * part_size
         end = min(size, start + part_size)
-        writer = _OffsetWriter(
+        writer = OffsetWriter(
             fd,
             start + journal.written.get(index, 0),  # bytes a killed run left on disk
             progress,
@@ -490,7 +389,7 @@ async def _stream_whole(
 
     async def attempt() -> None:
         nonlocal written
-        writer = _OffsetWriter(fd, 0, progress, end=file.identity.size)
+        writer = OffsetWriter(fd, 0, progress, end=file.identity.size)
         try:
             async with limiter:
                 await source.read_all(file, writer.write)
