@@ -1,6 +1,8 @@
 """fsspec filesystem instances for card providers: one per (event loop, protocol,
-storage options), shared by the providers that use it and closed by the last one. An
-instance made on an asyncio loop is never used on another loop, nor after its loop closed.
+storage options, concurrency), shared by the providers that use it and closed by the last
+one. An instance made on an asyncio loop is never used on another loop, nor after its loop
+closed. Each is opened by :func:`asyncassets.object_stores.open_filesystem`, as the cache
+opens its own, with the default storage options.
 
 Async filesystems (s3fs, gcsfs, HTTP) are created with ``asynchronous=True`` inside the
 running loop, their sessions opened once and closed explicitly, so that no "Unclosed
@@ -9,21 +11,17 @@ client session" warning is left behind.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
-import fsspec
-from fsspec.asyn import AsyncFileSystem
 
 from asyncassets.loops import current_loop, on_asyncio
-from asyncassets.storage_options import default_storage_options
+from asyncassets.object_stores import close_filesystem, open_filesystem
 
 __all__ = [
     "acquire_filesystem",
-    "default_storage_options",
     "is_usable_here",
     "release_filesystem",
     "uses_async_api",
@@ -33,11 +31,12 @@ _Key = tuple[Any, str, str]
 _pool: dict[_Key, tuple[Any, int]] = {}
 
 
-def _key(protocol: str, options: Mapping[str, Any]) -> _Key:
+def _key(protocol: str, options: Mapping[str, Any], max_concurrency: int) -> _Key:
     # asyncio: one instance per loop, its sessions bound to that loop. Elsewhere (trio):
     # one synchronous instance for every loop, driven from fsspec's own IO thread.
     loop = current_loop() if on_asyncio() else None
-    return (loop, protocol, json.dumps(options, sort_keys=True, default=repr))
+    chosen = json.dumps([options, max_concurrency], sort_keys=True, default=repr)
+    return (loop, protocol, chosen)
 
 
 def uses_async_api(fs: Any) -> bool:
@@ -65,35 +64,30 @@ def _forget_dead_loops() -> None:
         del _pool[key]
 
 
-async def acquire_filesystem(protocol: str, options: Mapping[str, Any]) -> tuple[Any, _Key]:
-    """The shared filesystem for (running loop, protocol, options), its session open, and
-    the key to hand back to :func:`release_filesystem`."""
+async def acquire_filesystem(
+    protocol: str, options: Mapping[str, Any], max_concurrency: int
+) -> tuple[Any, _Key]:
+    """The shared filesystem for (running loop, protocol, options, concurrency), its session
+    open, and the key to hand back to :func:`release_filesystem`."""
     _forget_dead_loops()
-    key = _key(protocol, options)
+    key = _key(protocol, options, max_concurrency)
     if key in _pool:
         fs, users = _pool[key]
         _pool[key] = (fs, users + 1)
         return fs, key
-    # botocore edits nested option dicts in place: give the filesystem its own copy.
-    options = copy.deepcopy(dict(options))
-    on_loop = key[0] is not None
-
-    def make() -> Any:
-        # Importing the filesystem's package and constructing it block: gcsfs looks for
-        # credentials (up to a metadata-server probe), so it happens in a worker thread.
-        cls = fsspec.get_filesystem_class(protocol)
-        if issubclass(cls, AsyncFileSystem) and on_loop:
-            return cls(asynchronous=True, skip_instance_cache=True, **options)
-        return cls(skip_instance_cache=True, **options)
-
-    fs = await anyio.to_thread.run_sync(make)
+    # Opening blocks (importing the package, gcsfs' credential lookup): a worker thread.
+    fs = await anyio.to_thread.run_sync(
+        lambda: open_filesystem(
+            protocol, options, asynchronous=key[0] is not None, max_concurrency=max_concurrency
+        )
+    )
     if uses_async_api(fs):
         for opener in ("set_session", "_set_session"):
             if hasattr(fs, opener):
                 await getattr(fs, opener)()
                 break
     if key in _pool:  # another task won the race while the session opened
-        await _close(fs)
+        await close_filesystem(fs)
         fs, users = _pool[key]
         _pool[key] = (fs, users + 1)
         return fs, key
@@ -112,20 +106,4 @@ async def release_filesystem(key: _Key, fs: Any) -> None:
             return
         del _pool[key]
     if is_usable_here(key) and uses_async_api(fs):
-        await _close(fs)
-
-
-async def _close(fs: Any) -> None:
-    creator = getattr(fs, "_s3creator", None)  # s3fs: the aiobotocore client context
-    if creator is not None and hasattr(creator, "__aexit__"):
-        await creator.__aexit__(None, None, None)
-        fs._s3 = None
-        fs._s3creator = None
-        return
-    if creator is not None and hasattr(creator, "clear"):
-        await creator.clear()
-        fs._s3 = None
-        return
-    session = getattr(fs, "_session", None)
-    if session is not None and hasattr(session, "close") and not getattr(session, "closed", True):
-        await session.close()
+        await close_filesystem(fs)

@@ -15,56 +15,43 @@ import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from asyncassets.errors import AssetMetadataError, AssetSourceNotFoundError
+from asyncassets.object_stores import object_identity
 from asyncassets.parsing import MAX_FILE_BYTES, is_card_file, parse_batch, too_large_file
 from asyncassets.problems import Problem
 from asyncassets.providers.filesystems import (
     acquire_filesystem,
-    default_storage_options,
     is_usable_here,
     release_filesystem,
     uses_async_api,
 )
+from asyncassets.retrying import RetryPolicy, call_with_retries
 from asyncassets.snapshot import FileRecord
-from asyncassets.transient import describe, is_transient
+from asyncassets.transient import describe
 from asyncassets.urls import public_uri
 
 __all__ = ["RemoteCardFolder", "object_version"]
 
 logger = logging.getLogger("asyncassets.providers.remote")
 
-T = TypeVar("T")
-
 #: Files parsed per worker-thread hop.
 PARSE_BATCH = 32
-#: Attempts for one listing or one read when the error looks transient.
-ATTEMPTS = 4
+#: Retries of one listing or one read when the error looks transient (a card store answers
+#: a load: fewer and shorter waits than a checkpoint download's).
+RETRY = RetryPolicy(attempts=4, initial=0.1, maximum=2.0)
 
 
 def object_version(info: Mapping[str, Any]) -> str | None:
-    """What identifies an object's content cheaply: ETag, generation, or mtime + size."""
-    for key in ("ETag", "etag", "generation", "md5Hash", "crc32c"):
-        value = info.get(key)
-        if value:
-            return f"{key}:{value}"
-    mtime = info.get("mtime") or info.get("LastModified") or info.get("updated")
-    if mtime is not None or info.get("size") is not None:
-        return f"{mtime}-{info.get('size')}"
-    return None
+    """What identifies an object's content cheaply: ETag, generation, or mtime + size
+    (:func:`asyncassets.object_stores.object_identity`'s token)."""
+    return object_identity(info).token
 
 
 class RemoteCardFolder:
@@ -89,7 +76,7 @@ class RemoteCardFolder:
             ) from None
         self.root = self.fs_class._strip_protocol(url).rstrip("/")
         self.url = self.file_url(self.root)
-        self.storage_options = default_storage_options(protocol, storage_options, max_concurrency)
+        self.storage_options = dict(storage_options)
         self.max_concurrency = max_concurrency
         self._fs: Any = None
         self._fs_key: Any = None
@@ -110,7 +97,9 @@ class RemoteCardFolder:
             stale, self._fs = self._fs, None
             await release_filesystem(self._fs_key, stale)
         if self._fs is None:
-            fs, self._fs_key = await acquire_filesystem(self.protocol, self.storage_options)
+            fs, self._fs_key = await acquire_filesystem(
+                self.protocol, self.storage_options, self.max_concurrency
+            )
             self._cat_kwargs = {}
             if uses_async_api(fs):
                 # s3fs sends a HEAD before every GET when it may split the read; card
@@ -120,17 +109,6 @@ class RemoteCardFolder:
                     self._cat_kwargs = {"max_concurrency": 1}
             self._fs = fs
         return self._fs
-
-    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(ATTEMPTS),
-            wait=wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1),
-            retry=retry_if_exception(is_transient),
-            reraise=True,
-        ):
-            with attempt:
-                return await call()
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def list_files(self) -> dict[str, str | None]:
         """``{object path: version}`` of every card file under the root."""
@@ -171,7 +149,7 @@ class RemoteCardFolder:
             )
 
         try:
-            found = await self._retry(find)
+            found = await call_with_retries(RETRY, find)
         except FileNotFoundError:
             raise AssetSourceNotFoundError(
                 f"card folder {self.url} does not exist (no such bucket or prefix)",
@@ -236,7 +214,7 @@ class RemoteCardFolder:
                 return
             async with limiter:
                 try:
-                    data = await self._retry(lambda: cat(path))
+                    data = await call_with_retries(RETRY, lambda: cat(path))
                 except FileNotFoundError:
                     return
                 except Exception as exc:
