@@ -233,8 +233,7 @@ class CheckpointCache:
         return path
 
     async def _hit(self, job: FetchJob, identity: RemoteIdentity | None) -> Path | None:
-        """The complete entry of the job (of version ``identity`` when given), counted as a
-        hit; None when there is none."""
+        """The job's complete entry (of version ``identity`` if given), counted as a hit."""
         path = await self._entries.serve(job, identity)
         if path is not None:
             self.stats.hits += 1
