@@ -49,7 +49,6 @@ from _harness import (
     REPO,
     CountingProxy,
     alternating,
-    free_port,  # noqa: F401  (bench/serve.py imports it from here)
     moto_server,
     parse_size,
     run_json,
