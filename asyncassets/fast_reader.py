@@ -260,3 +260,6 @@ class FastKeyLines(FileFieldLines):
                 self._documents = []
             self._data = None
         return self._documents[index] if index < len(self._documents) else {}
+
+    def portable(self) -> bytes | list[dict[str, int]]:
+        return self._data if self._data is not None else self._documents

@@ -22,7 +22,7 @@ from asyncassets import yaml12
 from asyncassets.fast_reader import VALUE_STARTS, FastKeyLines, fast_read, lines_at, with_lines
 from asyncassets.names import InvalidNameError, parse_card_name
 from asyncassets.problems import Problem
-from asyncassets.snapshot import CardEntry, FileFieldLines, FileRecord, new_entry
+from asyncassets.snapshot import CardEntry, FileFieldLines, FileRecord, KnownKeyLines, new_entry
 from asyncassets.values import plain_value, short_repr, type_name
 from asyncassets.yaml_values import (
     MAX_DEPTH,
@@ -148,18 +148,6 @@ def is_card_file(path: str) -> bool:
 # -- a whole file ------------------------------------------------------------------------------
 
 
-class _ComposedKeyLines(FileFieldLines):
-    """Key lines the exact reader found while it read the file."""
-
-    __slots__ = ("_documents",)
-
-    def __init__(self, documents: list[dict[str, int]]) -> None:
-        self._documents = documents
-
-    def of(self, index: int) -> dict[str, int]:
-        return self._documents[index] if index < len(self._documents) else {}
-
-
 def _exact_documents(data: bytes | str) -> tuple[list[tuple[int, Any]], FileFieldLines]:
     """(line, value) of each document, read by the exact reader, and the key lines
     (raises on a bad file)."""
@@ -170,7 +158,7 @@ def _exact_documents(data: bytes | str) -> tuple[list[tuple[int, Any]], FileFiel
     for node, value in yaml12.documents(data):
         documents.append((line_of(node) if node is not None else 1, value))
         key_lines.append(yaml12.key_lines(node))
-    return documents, _ComposedKeyLines(key_lines)
+    return documents, KnownKeyLines(key_lines)
 
 
 def read_documents(

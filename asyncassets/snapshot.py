@@ -21,6 +21,7 @@ __all__ = [
     "CardEntry",
     "FileFieldLines",
     "FileRecord",
+    "KnownKeyLines",
     "Snapshot",
     "SnapshotDiff",
 ]
@@ -39,6 +40,26 @@ class FileFieldLines(ABC):
     @abstractmethod
     def of(self, index: int) -> Mapping[str, int]:
         """The key lines of document ``index`` (empty when unknown)."""
+
+    @abstractmethod
+    def portable(self) -> bytes | list[dict[str, int]]:
+        """What makes these lines again in another process (the persistent index): the
+        file's bytes while the lines are not worked out, else the lines of each document."""
+
+
+class KnownKeyLines(FileFieldLines):
+    """Key lines known already: found while the file was read, or kept in an index."""
+
+    __slots__ = ("_documents",)
+
+    def __init__(self, documents: list[dict[str, int]]) -> None:
+        self._documents = documents
+
+    def of(self, index: int) -> dict[str, int]:
+        return self._documents[index] if index < len(self._documents) else {}
+
+    def portable(self) -> list[dict[str, int]]:
+        return self._documents
 
 
 @dataclass(frozen=True, slots=True)

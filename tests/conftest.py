@@ -94,10 +94,14 @@ ISOLATED_VARIABLES = (
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unset the variables that pick envs and default stores; tests set what they need."""
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Unset the variables that pick envs and default stores; tests set what they need.
+    The cache root (checkpoints, the card stores' indexes) is a fresh folder per test."""
     for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("ASYNCASSETS_NO_INDEX", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("ASYNCASSETS_CACHE_DIR", str(tmp_path_factory.mktemp("cache-root")))
 
 
 # -- card folders ----------------------------------------------------------------------------

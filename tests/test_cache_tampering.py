@@ -227,7 +227,7 @@ async def test_a_huge_announced_size_fails_at_once_and_clearly(
 LIMITED_CHILD = """
 import asyncio, resource, signal, sys
 from asyncassets.cache import CheckpointCache, RetryPolicy
-from asyncassets.cache.durable import write_json_atomic
+from asyncassets.durable import write_json_atomic
 from asyncassets.errors import AssetDownloadError
 from pathlib import Path
 from typing import Any

@@ -14,10 +14,10 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from asyncassets.durable import write_json_atomic
 from asyncassets.errors import ChecksumMismatchError, RemoteChangedError
 
 from .archive import ArchiveError, extract_archive, extracted_name
-from .durable import write_json_atomic
 from .job import FetchJob
 from .layout import ENTRY_FILE, CacheLayout, EntryRecord, remove_tree
 from .locking import EntryLocks

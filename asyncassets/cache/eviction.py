@@ -10,9 +10,9 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from asyncassets.durable import read_json
 from asyncassets.urls import public_uri
 
-from .durable import read_json
 from .layout import STATE_FILE, CacheEntry, CacheLayout
 from .locking import EntryLocks
 from .uri import CheckpointURI

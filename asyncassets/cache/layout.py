@@ -32,7 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .durable import fsync_dir, fsync_tree, read_json, write_json_atomic
+from asyncassets.durable import fsync_dir, fsync_tree, read_json, write_json_atomic
+from asyncassets.locations import INDEX_FOLDER, default_cache_root
+
 from .leases import (
     ACTIVE_PARTIALS,
     LEASE_SECONDS,
@@ -63,18 +65,10 @@ ENTRY_FILE = "entry.json"
 SUPERSEDED_PREFIX = "superseded-"
 #: How long a superseded version stays readable before ``prune`` may reclaim it.
 DEFAULT_GRACE_SECONDS = 3600.0
+#: Folders of the cache root that are no entry: the locks, the card stores' indexes.
+_NOT_ENTRIES = frozenset({".locks", INDEX_FOLDER})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 logger = logging.getLogger("asyncassets.cache.layout")
-
-
-def default_cache_root() -> Path:
-    """``$ASYNCASSETS_CACHE_DIR``, else ``$XDG_CACHE_HOME/asyncassets``, else
-    ``~/.cache/asyncassets``."""
-    if root := os.environ.get("ASYNCASSETS_CACHE_DIR"):
-        return Path(root).expanduser()
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return Path(xdg).expanduser() / "asyncassets"
-    return Path.home() / ".cache" / "asyncassets"
 
 
 @dataclass
@@ -280,7 +274,9 @@ class CacheLayout:
         # let a prune delete whatever it points at.
         with os.scandir(self.root) as found:
             return sorted(
-                e.name for e in found if e.is_dir(follow_symlinks=False) and e.name != ".locks"
+                e.name
+                for e in found
+                if e.is_dir(follow_symlinks=False) and e.name not in _NOT_ENTRIES
             )
 
     # -- complete entries ---------------------------------------------------------------

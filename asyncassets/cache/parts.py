@@ -14,9 +14,9 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from asyncassets.durable import fdatasync, read_json, write_json_atomic
 from asyncassets.errors import TransientError
 
-from .durable import fdatasync, read_json, write_json_atomic
 from .progress import ProgressReporter
 
 __all__ = ["JOURNAL_INTERVAL", "Frontier", "Journal", "OffsetWriter", "PrefixHasher"]

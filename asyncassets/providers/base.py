@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from asyncassets.errors import (
@@ -18,7 +19,14 @@ from asyncassets.problems import Problem
 from asyncassets.snapshot import WHOLE_FILE_PROBLEMS, FileRecord, Snapshot, SnapshotDiff
 from asyncassets.values import copy_value
 
-__all__ = ["AssetMetadataProvider", "CardSource", "SnapshotListener", "SnapshotProvider"]
+__all__ = [
+    "RACY_NS",
+    "AssetMetadataProvider",
+    "CardSource",
+    "FileIdentity",
+    "SnapshotListener",
+    "SnapshotProvider",
+]
 
 logger = logging.getLogger("asyncassets.providers")
 
@@ -71,6 +79,29 @@ class AssetMetadataProvider(Protocol):
         ...
 
 
+#: A file recorded less than this long after its mtime may change again within the same
+#: mtime with the same size (git's "racy clean" rule): its record is not trusted.
+RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FileIdentity:
+    """What a listing says of a file's content, for the persistent index: ``key`` changes
+    whenever the content may have (an ETag or a generation and the size remotely; size,
+    mtime, ctime and inode locally); ``mtime_ns``, when set, is the file's mtime, for the
+    racy rule (:data:`RACY_NS`)."""
+
+    key: str
+    mtime_ns: int | None = None
+
+    def vouches_for(self, key: str, recorded_ns: int) -> bool:
+        """True when a record made at ``recorded_ns`` of the file then at ``key`` is this
+        file's content now."""
+        if key != self.key:
+            return False
+        return self.mtime_ns is None or recorded_ns - self.mtime_ns >= RACY_NS
+
+
 class CardSource(Protocol):
     """Where a :class:`FileAssetMetadataProvider` lists and reads card files: a local
     folder or an fsspec URL. The only code that touches the files."""
@@ -86,6 +117,12 @@ class CardSource(Protocol):
 
     async def list_files(self) -> dict[str, str | None]:
         """``{path: version}`` of every card file under the folder."""
+        ...
+
+    def identity(self, file: str, version: str | None) -> FileIdentity | None:
+        """What identifies the content of listed file ``file`` (its URL) at ``version``
+        well enough for the persistent index to serve it unread; None: nothing does (a
+        remote object known only by its mtime)."""
         ...
 
     async def read(self, items: list[tuple[str, str | None]], source: str) -> list[FileRecord]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from asyncassets.errors import AssetMetadataError, AssetSourceNotFoundError
 from asyncassets.problems import Problem
 from asyncassets.providers.base import CardSource, SnapshotProvider
+from asyncassets.providers.index import CardIndex, index_disabled
+from asyncassets.providers.indexing import ProviderIndex
 from asyncassets.providers.local import LocalCardFolder
 from asyncassets.snapshot import FileRecord
 from asyncassets.urls import is_local_url, local_path, public_uri
@@ -37,6 +40,11 @@ class FileAssetMetadataProvider(SnapshotProvider):
     :class:`Problem`, and the provider serves no cards until a refresh can read it (the
     default store's folders, named by environment variables, are optional).
 
+    ``index`` keeps what was parsed on disk (:mod:`asyncassets.providers.index`), so that
+    the next load reads only the files that changed: on by default for remote folders,
+    ``index=True`` for a local one (a network file system), off with ``index=False`` or
+    ``$ASYNCASSETS_NO_INDEX=1``.
+
     >>> asset_store.metadata_providers.append(FileAssetMetadataProvider("~/cards"))
     """
 
@@ -50,6 +58,7 @@ class FileAssetMetadataProvider(SnapshotProvider):
         missing_ok: bool = False,
         warn_missing: bool = False,
         optional: bool = False,
+        index: bool | None = None,
     ) -> None:
         self.missing_ok = missing_ok or optional
         self.warn_missing = warn_missing
@@ -83,6 +92,12 @@ class FileAssetMetadataProvider(SnapshotProvider):
                 source = public_uri(os.fspath(url_or_path))
         self._warned = False
         super().__init__(source)
+        wanted = (not self.is_local) if index is None else index
+        self._index: ProviderIndex | None = None
+        if wanted and self._folder is not None and not index_disabled():
+            self._index = ProviderIndex(
+                CardIndex.of(os.fspath(url_or_path), self.storage_options, source)
+            )
 
     def _card_source(self) -> CardSource:
         if self._folder is None:
@@ -114,8 +129,15 @@ class FileAssetMetadataProvider(SnapshotProvider):
 
     async def _read_all(self) -> list[FileRecord]:
         try:
+            started = time.time_ns()
             listing = await self._list()
-            return await self._card_source().read(list(listing.items()), self._source)
+            folder = self._card_source()
+            if self._index is None:
+                return await folder.read(list(listing.items()), self._source)
+            known, unread = await self._index.split(folder, listing)
+            records = await folder.read(unread, self._source)
+            await self._index.update(folder, {r.file: r for r in records}, started, whole=True)
+            return known + records
         except AssetMetadataError as exc:
             if not self.optional:
                 raise
@@ -124,6 +146,7 @@ class FileAssetMetadataProvider(SnapshotProvider):
     async def _changed_files(self) -> dict[str, FileRecord | None]:
         """One listing; only files whose version differs from the snapshot are re-read."""
         try:
+            started = time.time_ns()
             folder = self._card_source()
             listing = await self._list()
         except AssetMetadataError as exc:
@@ -140,10 +163,17 @@ class FileAssetMetadataProvider(SnapshotProvider):
         ]
         for record in await folder.read(stale, self._source):
             changed[record.file] = record
+        if self._index is not None:
+            await self._index.update(folder, changed, started)
         return changed
 
     async def _read_paths(self, paths: list[str]) -> dict[str, FileRecord | None]:
-        return await self._card_source().read_paths(paths, self._source, self._snapshot.files)
+        started = time.time_ns()
+        folder = self._card_source()
+        changed = await folder.read_paths(paths, self._source, self._snapshot.files)
+        if self._index is not None:
+            await self._index.update(folder, changed, started)
+        return changed
 
     async def aclose(self) -> None:
         if self._folder is not None:

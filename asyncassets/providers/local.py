@@ -13,6 +13,7 @@ import anyio
 from asyncassets.errors import AssetSourceNotFoundError
 from asyncassets.parsing import MAX_FILE_BYTES, is_card_file, parse_card_file, too_large_file
 from asyncassets.problems import Problem
+from asyncassets.providers.base import FileIdentity
 from asyncassets.snapshot import FileRecord
 from asyncassets.urls import display_path, file_url, local_path
 
@@ -20,6 +21,7 @@ __all__ = [
     "LocalCardFolder",
     "is_hidden_below",
     "list_local_cards",
+    "local_identity",
     "read_card_bytes",
     "read_local_cards",
 ]
@@ -36,7 +38,18 @@ def is_hidden_below(root: Path, path: Path) -> bool:
 
 
 def _version(stat: os.stat_result) -> str:
-    return f"{stat.st_mtime_ns}-{stat.st_size}"
+    """What changes with a file's content: mtime and size, and ctime and inode, which an
+    edit that restores the mtime (``os.utime``) or replaces the file still changes."""
+    return f"{stat.st_mtime_ns}-{stat.st_size}-{stat.st_ctime_ns}-{stat.st_ino}"
+
+
+def local_identity(version: str | None) -> FileIdentity | None:
+    """The persistent index's identity of a file listed at ``version``, with its mtime for
+    the racy rule; None for what is no file's version (an unreadable folder)."""
+    mtime, _, rest = (version or "").partition("-")
+    if not mtime.isdigit() or rest.count("-") != 2:
+        return None
+    return FileIdentity(version or "", mtime_ns=int(mtime))
 
 
 def list_local_cards(root: Path) -> dict[str, str]:
@@ -143,6 +156,9 @@ class LocalCardFolder:
 
     async def list_files(self) -> dict[str, str | None]:
         return dict(await anyio.to_thread.run_sync(list_local_cards, self.path))
+
+    def identity(self, file: str, version: str | None) -> FileIdentity | None:
+        return local_identity(version)
 
     async def read(self, items: list[tuple[str, str | None]], source: str) -> list[FileRecord]:
         limiter = anyio.CapacityLimiter(LOCAL_THREADS)

@@ -26,6 +26,7 @@ from asyncassets.errors import AssetMetadataError, AssetSourceNotFoundError
 from asyncassets.object_stores import object_identity
 from asyncassets.parsing import MAX_FILE_BYTES, is_card_file, parse_batch, too_large_file
 from asyncassets.problems import Problem
+from asyncassets.providers.base import FileIdentity
 from asyncassets.providers.filesystems import (
     acquire_filesystem,
     is_usable_here,
@@ -83,6 +84,8 @@ class RemoteCardFolder:
         self._cat_kwargs: dict[str, Any] = {}
         #: Object sizes from the last listing: an object over MAX_FILE_BYTES is not read.
         self._sizes: dict[str, int] = {}
+        #: The persistent index's identities from the listings, by file URL.
+        self._identities: dict[str, str] = {}
 
     def file_url(self, path: str) -> str:
         """The URL a card file is known by (entries, problems, ``card.source``): the
@@ -179,7 +182,22 @@ class RemoteCardFolder:
         self._sizes = {
             path: int(info["size"]) for path, info in cards.items() if info.get("size") is not None
         }
-        return {path: object_version(info) for path, info in cards.items()}
+        versions: dict[str, str | None] = {}
+        identities: dict[str, str] = {}
+        for path, info in cards.items():
+            identity = object_identity(info)
+            versions[path] = identity.token
+            if (identity.etag or identity.version) and identity.size is not None:
+                # A validator of the content (not an mtime) and the size: the index's key.
+                identities[self.file_url(path)] = f"{identity.token}|{identity.size}"
+        self._identities = identities
+        return versions
+
+    def identity(self, file: str, version: str | None) -> FileIdentity | None:
+        key = self._identities.get(file)
+        if key is None or version is None or not key.startswith(version + "|"):
+            return None
+        return FileIdentity(key)
 
     async def _exists(self) -> bool:
         fs = await self.filesystem()

@@ -1,6 +1,6 @@
 """Writing files so that a crash leaves either the old or the new content, never a torn
-one, and reading back what such a write left. Used by the on-disk format of entries and by
-the journal of a download in progress. No network I/O."""
+one, and reading back what such a write left. Used by the checkpoint cache (entries, the
+journal of a download in progress) and the card stores' persistent index. No network I/O."""
 
 from __future__ import annotations
 
@@ -11,20 +11,34 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fdatasync", "fsync_dir", "fsync_tree", "read_json", "write_json_atomic"]
+__all__ = [
+    "fdatasync",
+    "fsync_dir",
+    "fsync_tree",
+    "read_json",
+    "write_atomic",
+    "write_json_atomic",
+]
 
 
 def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a unique temporary file and a rename."""
+    write_atomic(path, json.dumps(data, sort_keys=True).encode("utf-8"), durable=durable)
+
+
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a unique temporary file (``.NAME.XXXXXXXX.tmp``
+    beside it) and a rename: readers, and writers racing to the same path, see a whole
+    file, never a torn one. A failure (a full disk, a kill) leaves no temporary file."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:  # a full disk, a kill: no half-written file stays behind
+    except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
