@@ -36,13 +36,18 @@ def user_asset_dir() -> tuple[str, bool]:
     return str(Path(config) / "asyncassets" / "assets"), False
 
 
-def create_default_store(*, storage_options: Mapping[str, Any] | None = None) -> AssetStore:
+def create_default_store(
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    index_dir: str | os.PathLike[str] | None = None,
+) -> AssetStore:
     """A store with the system and user folders of the environment variables.
 
     A missing default folder is skipped silently; a folder named by a variable that is
     missing or cannot be read (unknown protocol, unreachable endpoint) is a warning when
     the store first loads, and the other folder's cards are still served.
-    ``storage_options`` go to folders the variables name as URLs (``s3://bucket/cards``).
+    ``storage_options`` go to folders the variables name as URLs (``s3://bucket/cards``);
+    ``index_dir`` is where their persistent indexes go (default: the cache root's ``index/``).
     """
     providers = []
     for (location, named), user in ((system_asset_dir(), False), (user_asset_dir(), True)):
@@ -52,6 +57,7 @@ def create_default_store(*, storage_options: Mapping[str, Any] | None = None) ->
             missing_ok=True,
             warn_missing=named,
             optional=named,
+            index_dir=index_dir,
         )
         providers.append((provider, user))
     return AssetStore(

@@ -1,10 +1,12 @@
-"""Commands that fill and trim the checkpoint cache: ``prefetch``, ``cache ls|prune|rm``."""
+"""Commands that fill and trim the cache: ``prefetch``, ``cache ls|prune|rm`` (checkpoints,
+and the card stores' persistent indexes beside them)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -12,6 +14,10 @@ import anyio.to_thread
 from asyncassets import AssetError, AssetStore
 from asyncassets.cli.output import format_size, say
 from asyncassets.cli.reporting import UsageError
+from asyncassets.providers.index import IndexFile, list_indexes, prune_indexes
+
+if TYPE_CHECKING:
+    from asyncassets.cache import CacheEntry
 
 
 def _parse_seconds(text: str) -> float:
@@ -97,36 +103,27 @@ async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
     cache = store.cache
     if args.cache_command == "ls":
         entries = await cache.list_entries()
+        indexes = await anyio.to_thread.run_sync(list_indexes, cache.root)
         if args.json:
-            say(
-                json.dumps(
-                    [
-                        {
-                            "key": e.key,
-                            "uri": e.uri,
-                            "size": e.size,
-                            "last_used": e.last_used,
-                            "complete": e.complete,
-                            "path": str(e.path) if e.path else None,
-                            "include": e.include,
-                            "revision": e.revision,
-                        }
-                        for e in entries
-                    ],
-                    indent=2,
-                )
-            )
+            say(json.dumps(_entries_json(entries) + _indexes_json(indexes), indent=2))
             return 0
-        from datetime import datetime
-
         for e in entries:
-            used = datetime.fromtimestamp(e.last_used).strftime("%Y-%m-%d %H:%M")
             state = "" if e.complete else "  (partial)"
             chosen = f" [{', '.join(e.include)}]" if e.include else ""
             at = f" @{e.revision[:12]}" if e.revision else ""
-            say(f"{e.key}  {format_size(e.size):>10}  {used}  {e.uri}{at}{chosen}{state}")
-        total = sum(e.size for e in entries)
-        say(f"{len(entries)} entries, {format_size(total)} in {cache.root}", file=sys.stderr)
+            size, used = format_size(e.size), _when(e.last_used)
+            say(f"{e.key}  {size:>10}  {used}  {e.uri}{at}{chosen}{state}")
+        for index in indexes:
+            source = index.source or "(unreadable)"
+            say(
+                f"{index.path.name}  {format_size(index.size):>10}  {_when(index.last_used)}  "
+                f"index of {source}"
+            )
+        total = sum(e.size for e in entries) + sum(i.size for i in indexes)
+        counted = f"{len(entries)} entries"
+        if indexes:
+            counted += f" and {len(indexes)} card store indexes"
+        say(f"{counted}, {format_size(total)} in {cache.root}", file=sys.stderr)
         return 0
     if args.cache_command == "prune":
         limit = parse_size(args.max_size) if args.max_size is not None else cache.max_bytes
@@ -134,9 +131,53 @@ async def cmd_cache(store: AssetStore, args: argparse.Namespace) -> int:
         removed = await cache.prune(limit, grace=grace)
         for e in removed:
             say(f"removed {e.uri} ({format_size(e.size)})")
-        say(f"{len(removed)} entries removed", file=sys.stderr)
+        wait = cache.grace if grace is None else grace
+        stale = await anyio.to_thread.run_sync(prune_indexes, wait, cache.root)
+        for index in stale:
+            named = index.source or index.path.name
+            say(f"removed the index of {named} ({format_size(index.size)})")
+        summary = f"{len(removed)} entries removed"
+        if stale:
+            summary += f", {len(stale)} card store indexes unused for {wait:g} s removed"
+        say(summary, file=sys.stderr)
         return 0
     if not await cache.remove(args.uri):
         raise UsageError(f"{args.uri} is not in the cache")
     say(f"removed {args.uri}")
     return 0
+
+
+def _when(seconds: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
+
+
+def _entries_json(entries: list[CacheEntry]) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": "checkpoint",
+            "key": e.key,
+            "uri": e.uri,
+            "size": e.size,
+            "last_used": e.last_used,
+            "complete": e.complete,
+            "path": str(e.path) if e.path else None,
+            "include": e.include,
+            "revision": e.revision,
+        }
+        for e in entries
+    ]
+
+
+def _indexes_json(indexes: list[IndexFile]) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": "index",
+            "source": i.source,
+            "size": i.size,
+            "last_used": i.last_used,
+            "path": str(i.path),
+        }
+        for i in indexes
+    ]

@@ -122,16 +122,18 @@ COMMAND_TABLE = (
         "cache",
         "inspect and trim the local cache",
         actions=(
-            Command("ls", "entries, URIs, sizes, last use", (JSON,)),
+            Command("ls", "entries, URIs, sizes, last use; the card stores' indexes", (JSON,)),
             Command(
                 "prune",
-                "reclaim superseded versions and abandoned downloads; evict least recently used",
+                "reclaim superseded versions, abandoned downloads and card store indexes "
+                "unused for the grace period; evict least recently used",
                 (
                     arg("--max-size", metavar="SIZE", help="keep at most SIZE (e.g. 50G)"),
                     arg(
                         "--grace",
                         metavar="SECONDS",
-                        help="reclaim versions superseded longer ago than this (default 3600)",
+                        help="reclaim versions superseded, and indexes unused, longer ago than "
+                        "this (default 3600)",
                     ),
                 ),
             ),

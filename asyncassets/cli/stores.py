@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from asyncassets import AssetStore, FileAssetMetadataProvider, create_default_store
 from asyncassets.cli.reporting import UsageError
+from asyncassets.locations import INDEX_FOLDER
 
 
 def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
@@ -40,11 +42,16 @@ def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
 
 def build_store(args: argparse.Namespace) -> AssetStore:
     options = parse_storage_options(args.storage_option or [])
+    # --cache-dir holds the stores' persistent indexes too (else the cache root's index/).
+    index_dir = os.path.join(args.cache_dir, INDEX_FOLDER) if args.cache_dir else None
     if args.store:
-        providers = [FileAssetMetadataProvider(url, storage_options=options) for url in args.store]
+        providers = [
+            FileAssetMetadataProvider(url, storage_options=options, index_dir=index_dir)
+            for url in args.store
+        ]
         store = AssetStore(providers, default_env=args.env)
     else:
-        store = create_default_store(storage_options=options)
+        store = create_default_store(storage_options=options, index_dir=index_dir)
         store.default_env = args.env
     if args.cache_dir:
         from asyncassets.cache import CheckpointCache

@@ -43,7 +43,8 @@ class FileAssetMetadataProvider(SnapshotProvider):
     ``index`` keeps what was parsed on disk (:mod:`asyncassets.providers.index`), so that
     the next load reads only the files that changed: on by default for remote folders,
     ``index=True`` for a local one (a network file system), off with ``index=False`` or
-    ``$ASYNCASSETS_NO_INDEX=1``.
+    ``$ASYNCASSETS_NO_INDEX=1``. ``index_dir`` is the folder of index files (default: the
+    cache root's ``index/``, ``$ASYNCASSETS_CACHE_DIR/index``).
 
     >>> asset_store.metadata_providers.append(FileAssetMetadataProvider("~/cards"))
     """
@@ -59,6 +60,7 @@ class FileAssetMetadataProvider(SnapshotProvider):
         warn_missing: bool = False,
         optional: bool = False,
         index: bool | None = None,
+        index_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.missing_ok = missing_ok or optional
         self.warn_missing = warn_missing
@@ -96,7 +98,12 @@ class FileAssetMetadataProvider(SnapshotProvider):
         self._index: ProviderIndex | None = None
         if wanted and self._folder is not None and not index_disabled():
             self._index = ProviderIndex(
-                CardIndex.of(os.fspath(url_or_path), self.storage_options, source)
+                CardIndex.of(
+                    os.fspath(url_or_path),
+                    self.storage_options,
+                    source,
+                    Path(index_dir).expanduser() if index_dir is not None else None,
+                )
             )
 
     def _card_source(self) -> CardSource:
