@@ -35,6 +35,8 @@ class Problem:
     line: int | None = None
     card: str | None = None
     field: str | None = None
+    #: The URI a reachability problem is about, as displayed (no secret).
+    uri: str | None = None
 
     def __str__(self) -> str:
         if self.file is None:
@@ -46,8 +48,8 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON data, plus ``where``: ``str(problem)``, the line a person
-        reads."""
-        return {
+        reads (``uri`` only when the problem has one: a reachability problem's)."""
+        data: dict[str, Any] = {
             "kind": self.kind,
             "message": self.message,
             "source": self.source,
@@ -57,6 +59,9 @@ class Problem:
             "field": self.field,
             "where": str(self),
         }
+        if self.uri is not None:
+            data["uri"] = self.uri
+        return data
 
     def to_json(self, *, indent: int | None = None) -> str:
         """``json.dumps(problem.to_dict())``."""
@@ -78,6 +83,7 @@ class Problem:
             line=_optional_line(data),
             card=_optional_text(data, "card"),
             field=_optional_text(data, "field"),
+            uri=_optional_text(data, "uri"),
         )
 
 

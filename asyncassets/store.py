@@ -33,6 +33,7 @@ from asyncassets.planning import plan_fetch
 from asyncassets.problems import Problem
 from asyncassets.providers.base import AssetMetadataProvider
 from asyncassets.providers.file import FileAssetMetadataProvider
+from asyncassets.reachability import check_reachable
 from asyncassets.resolution import CardIndex, requested_envs, resolve_card
 from asyncassets.settings import StoreSettings
 from asyncassets.snapshot import Snapshot, SnapshotDiff
@@ -209,19 +210,28 @@ class AssetStore(StoreSettings):
         """Canonical names (``foo@``, ``foo@env``) of every card in every store."""
         return (await self._ready()).names
 
-    async def check(self) -> list[Problem]:
+    async def check(self, *, reachable: bool = False) -> list[Problem]:
         """Every problem in the stores: parse errors, invalid documents, duplicates,
-        shadowed names, missing bases and base cycles, each with source, file and line."""
-        index = await self._index_for_check()
+        shadowed names, missing bases and base cycles, each with source, file and line.
+        ``reachable`` also asks whether what each card points to exists
+        (:mod:`asyncassets.reachability`; without it, no network request is made)."""
+        index = await self.card_index()
         problems: list[Problem] = []
         for provider in self.providers_by_precedence():
             problems.extend(provider.snapshot.problems)
         problems.extend(index_problems(index))
+        if reachable:
+            problems.extend((await check_reachable(self, index)).problems)
         return problems
 
-    async def _index_for_check(self) -> CardIndex:
-        """The index even when ``strict`` would refuse it: check() is how one finds out
-        what strict complains about."""
+    def remote_stores(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """``(source, storage_options)`` of the remote card stores, highest precedence
+        first: who lends its options to a reference in its bucket."""
+        return _remote_stores(self.providers_by_precedence())
+
+    async def card_index(self) -> CardIndex:
+        """The merged index of every store's cards, even when ``strict`` would refuse it:
+        check() is how one finds out what strict complains about."""
         try:
             return await self._ready()
         except AssetMetadataError:
@@ -302,8 +312,7 @@ class AssetStore(StoreSettings):
         request access. Without ``url`` either, it is the usual :class:`AssetCardError`.
         """
         card = await self.retrieve_card(name)
-        stores = _remote_stores(self.providers_by_precedence())
-        plan = plan_fetch(card, field, include=include, stores=stores)
+        plan = plan_fetch(card, field, include=include, stores=self.remote_stores())
         path: Path = await self.cache.fetch(
             plan.uri,
             sha256=plan.sha256,

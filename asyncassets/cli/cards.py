@@ -9,8 +9,10 @@ import sys
 from typing import Any
 
 from asyncassets import AssetCardError, AssetCardNotFoundError, AssetStore
-from asyncassets.cli.output import say
+from asyncassets.cli.output import annotation, say
 from asyncassets.kinds import card_family, card_kind
+from asyncassets.problems import Problem
+from asyncassets.reachability import check_reachable
 from asyncassets.values import json_value
 
 
@@ -95,15 +97,28 @@ async def cmd_show(store: AssetStore, args: argparse.Namespace) -> int:
 
 async def cmd_check(store: AssetStore, args: argparse.Namespace) -> int:
     logging.getLogger("asyncassets.store").setLevel(logging.ERROR)  # we print them all
+    output = args.format or ("json" if args.json else "text")
     problems = await store.check()
-    if args.json:
+    notes: list[Problem] = []
+    checked = None
+    if args.reachable:
+        report = await check_reachable(store, await store.card_index())
+        problems.extend(report.problems)
+        notes, checked = report.notes, report.checked
+    if output == "json":
         say(json.dumps([problem.to_dict() for problem in problems], indent=2))
-    else:
-        for problem in problems:
-            say(problem)
-        names = await store.asset_names()
-        summary = f"{len(names)} cards, {len(problems)} problem(s)"
-        say(summary, file=sys.stderr)
+        for note in notes:
+            say(f"note: {note}", file=sys.stderr)
+        return 1 if problems else 0
+    for problem in problems:
+        say(annotation(problem, "error") if output == "github" else problem)
+    for note in notes:
+        say(annotation(note, "notice") if output == "github" else f"note: {note}")
+    names = await store.asset_names()
+    summary = f"{len(names)} cards, {len(problems)} problem(s)"
+    if checked is not None:
+        summary += f"; {checked} distinct URIs checked, {len(notes)} gated card(s)"
+    say(summary, file=sys.stderr)
     return 1 if problems else 0
 
 

@@ -8,6 +8,9 @@ import os
 import sys
 from typing import TextIO
 
+from asyncassets.problems import Problem
+from asyncassets.urls import local_path
+
 
 class OutputClosed(Exception):
     """The reader of stdout or stderr went away (``asyncassets list | head -1``).
@@ -83,3 +86,35 @@ def format_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"
+
+
+def annotation(problem: Problem, level: str) -> str:
+    """``problem`` as a GitHub Actions workflow command (``::error file=...,line=...::...``):
+    the file relative to the working directory when it is under it, the message and the
+    properties escaped as the runner reads them (``%``, CR, LF; ``:`` and ``,`` too in a
+    property), so that a card's text can never start a command of its own."""
+    properties = []
+    path = local_path(problem.file) if problem.file else None
+    message = problem.message
+    if path is not None:
+        try:
+            shown = os.path.relpath(path) if path.is_relative_to(os.getcwd()) else str(path)
+        except ValueError:
+            shown = str(path)
+        properties.append(f"file={_escape_property(shown)}")
+        if problem.line is not None:
+            properties.append(f"line={problem.line}")
+    elif problem.file is not None:
+        message = str(problem)  # a remote file: where it is goes into the message
+    if problem.card:
+        properties.append(f"title={_escape_property(f'{problem.kind}: {problem.card}')}")
+    head = f"::{level} {','.join(properties)}" if properties else f"::{level}"
+    return f"{head}::{_escape_data(printable(message))}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(printable(text)).replace(":", "%3A").replace(",", "%2C")

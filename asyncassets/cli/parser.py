@@ -86,7 +86,24 @@ COMMAND_TABLE = (
             ),
         ),
     ),
-    Command("check", "report problems (exit 1 if any)", (JSON,)),
+    Command(
+        "check",
+        "report problems (exit 1 if any)",
+        (
+            JSON,
+            switch(
+                "--reachable",
+                help="also ask whether every checkpoint, tokenizer and data URI exists (one "
+                "metadata request per distinct URI; without it, no network request)",
+            ),
+            arg(
+                "--format",
+                choices=("text", "json", "github"),
+                help="text (file:line: message, the default), json (--json) or github "
+                "(GitHub Actions annotations)",
+            ),
+        ),
+    ),
     Command(
         "watch",
         "print change events until Ctrl-C",
