@@ -1,14 +1,14 @@
 """The ``asyncassets`` command line. Uses only the public API; the only code that prints.
 
-Errors print one line on stderr (no traceback) and exit 1; an unknown card exits 2. An
-``ExceptionGroup`` is reported as its first real error. A reader that goes away
-(``asyncassets list | head -1``) ends the command quietly with 141 (128 + SIGPIPE, as a
-shell reports ``yes | head -1``); Ctrl-C exits 130 (``watch``: 0). ``-v`` adds the
-traceback of an unexpected error.
+Errors print one line on stderr (no traceback) and exit 1; an unknown card exits 2, and
+so does any error of ``diff`` (whose 1 means "differs"). An ``ExceptionGroup`` is reported
+as its first real error. A reader that goes away (``asyncassets list | head -1``) ends the
+command quietly with 141 (128 + SIGPIPE, as a shell reports ``yes | head -1``); Ctrl-C
+exits 130 (``watch``: 0). ``-v`` adds the traceback of an unexpected error.
 
 Modules by job: ``parser`` (the table of commands and options), ``stores`` (the store a
-command line names), ``cards``, ``fetching`` and ``serving`` (the commands), ``output``
-(printing) and ``reporting`` (errors and exit statuses).
+command line names), ``cards``, ``diffing``, ``fetching`` and ``serving`` (the commands),
+``output`` (printing) and ``reporting`` (errors and exit statuses).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import anyio
 
 from asyncassets import AssetStore
 from asyncassets.cli.cards import cmd_check, cmd_demo, cmd_list, cmd_show, cmd_watch
+from asyncassets.cli.diffing import cmd_diff
 from asyncassets.cli.fetching import cmd_cache, cmd_prefetch, parse_size
 from asyncassets.cli.output import (
     OutputClosed,
@@ -68,9 +69,15 @@ COMMANDS: dict[str, Command] = {
     "demo": cmd_demo,
     "serve": cmd_serve,
 }
+#: Commands that open stores of their own instead of the one the store options name.
+STANDALONE: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "diff": cmd_diff,
+}
 
 
 async def run(args: argparse.Namespace) -> int:
+    if args.command in STANDALONE:
+        return await STANDALONE[args.command](args)
     store = build_store(args)
     async with store:
         return await COMMANDS[args.command](store, args)

@@ -47,6 +47,8 @@ class Command:
     help: str
     options: Sequence[Option] = ()
     actions: Sequence[Command] = ()
+    #: What ``asyncassets NAME -h`` says above the options (default: nothing).
+    description: str | None = None
 
 
 JSON = switch("--json", help="JSON output")
@@ -103,6 +105,29 @@ COMMAND_TABLE = (
                 "(GitHub Actions annotations)",
             ),
         ),
+    ),
+    Command(
+        "diff",
+        "what a change does to the resolved cards, OLD -> NEW (exit 1 if anything differs)",
+        (
+            arg("old", metavar="OLD", help="the card folder or store URL before the change"),
+            arg("new", metavar="NEW", help="the card folder or store URL after the change"),
+            switch(
+                "--json",
+                help='{"added": [KEY...], "removed": [KEY...], "changed": {KEY: {FIELD_PATH: '
+                "[OLD, NEW]}}} (an absent value is null)",
+            ),
+        ),
+        description="Resolve every card of OLD and of NEW (base chains and env overrides "
+        "applied) and print what differs: added and removed cards, and each changed field "
+        "by its dotted path (model_config.dim) with its old and new value. Values are "
+        "compared, not files: a card that only moved is unchanged; a base edit shows in "
+        "every card that inherits it. A KEY is NAME, the plain card (no env), or NAME@ENV, "
+        "the card resolved under ENV, for every ENV the card or its bases override on "
+        "either side. With --env ENV, each card is compared once, as NAME@ENV (what a job "
+        "in ENV resolves). A card that resolves on one side only shows as changed with the "
+        "path (error). --storage-option and --cache-dir apply to both sides; --store does "
+        "not apply. Exit 0: no difference; 1: differences; 2: a side cannot be read.",
     ),
     Command(
         "watch",
@@ -209,7 +234,12 @@ def _add_commands(
 ) -> None:
     sub = parser.add_subparsers(dest=dest, required=True, metavar=metavar)
     for command in commands:
-        p = sub.add_parser(command.name, parents=[common], help=command.help)
+        p = sub.add_parser(
+            command.name,
+            parents=[common],
+            help=command.help,
+            description=command.description,
+        )
         for option in command.options:
             p.add_argument(*option.flags, **option.settings)
         if command.actions:

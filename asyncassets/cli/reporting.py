@@ -53,7 +53,8 @@ def report_error(exc: BaseException, *, verbose: bool = False, command: str | No
     - otherwise the first real error of a (nested) ``ExceptionGroup`` (cancellations are
       consequences, not causes), or ``exc`` itself: an ``AssetError``'s message (exit 2 for
       an unknown card, else 1), or ``TypeName: message`` and a hint to run with ``-v``,
-      which prints the traceback too (exit 1).
+      which prints the traceback too (exit 1). Every error of ``diff`` exits 2, as
+      ``diff(1)`` does, since its 1 means "the sides differ".
     """
     leaves = list(_leaves(exc))
     for leaf in leaves:
@@ -78,4 +79,4 @@ def report_error(exc: BaseException, *, verbose: bool = False, command: str | No
         silence(closed.stream)
     except BrokenPipeError:  # the traceback could not be written: stderr is closed
         silence(sys.stderr)
-    return 2 if isinstance(first, AssetCardNotFoundError) else 1
+    return 2 if isinstance(first, AssetCardNotFoundError) or command == "diff" else 1
