@@ -49,6 +49,7 @@ def bench(session: nox.Session) -> None:
         "hostile",
         "distributed",
         "hub",
+        "reachable",
         "serve",  # needs wrk (Debian's package)
     ]
     for script in scripts:
