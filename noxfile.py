@@ -44,6 +44,7 @@ def bench(session: nox.Session) -> None:
         "lookup",
         "reading",
         "remote_load",
+        "restart",  # S3 (moto) and GCS (gcp-storage-emulator), fresh processes
         "reload",
         "prefetch",
         "hostile",
