@@ -71,11 +71,12 @@ async def check_reachable(
     store: CardLookup, index: CardIndex, *, concurrency: int = DEFAULT_CONCURRENCY
 ) -> Reachability:
     """Ask whether every reference the cards of ``index`` name exists (see the module)."""
-    from asyncassets.cache.probing import probe
+    from asyncassets.cache.probing import probe_choices
 
     report = Reachability()
-    uses: dict[tuple[str, str], list[_Use]] = {}
-    plans: dict[tuple[str, str], tuple[str, Any, Any]] = {}
+    uses: dict[tuple[str, str, str], list[_Use]] = {}
+    # One metadata request per reference and storage options: {(uri, options): choices}.
+    groups: dict[tuple[str, str], dict[str, tuple[Any, Any]]] = {}
     stores = store.remote_stores()
     for key, card in await _resolved_cards(store, index):
         kind = card_kind(card)
@@ -89,22 +90,29 @@ async def check_reachable(
             except AssetCardError:
                 continue  # not a reference (a mapping, a number): nothing to ask
             options = json.dumps(plan.storage_options, sort_keys=True, default=repr)
-            target = (plan.uri, json.dumps(plan.include) + options)
-            plans[target] = (plan.uri, plan.storage_options, plan.include)
-            uses.setdefault(target, []).append(_Use(key, name, _where(index, key, card, name)))
+            choice = json.dumps(plan.include)
+            groups.setdefault((plan.uri, options), {})[choice] = (
+                plan.storage_options,
+                plan.include,
+            )
+            use = _Use(key, name, _where(index, key, card, name))
+            uses.setdefault((plan.uri, options, choice), []).append(use)
 
-    results: dict[tuple[str, str], ProbeResult] = {}
+    results: dict[tuple[str, str, str], ProbeResult] = {}
     limiter = anyio.CapacityLimiter(concurrency)
 
-    async def ask(target: tuple[str, str]) -> None:
-        uri, options, include = plans[target]
+    async def ask(uri: str, options_key: str, choices: dict[str, tuple[Any, Any]]) -> None:
+        storage_options = next(iter(choices.values()))[0]
+        includes = [include for _, include in choices.values()]
         async with limiter:
-            results[target] = await probe(uri, storage_options=options, include=include)
+            answers = await probe_choices(uri, storage_options=storage_options, includes=includes)
+        for choice, answer in zip(choices, answers, strict=True):
+            results[(uri, options_key, choice)] = answer
 
     async with anyio.create_task_group() as tg:
-        for target in plans:
-            tg.start_soon(ask, target)
-    report.checked = len(plans)
+        for (uri, options_key), choices in groups.items():
+            tg.start_soon(ask, uri, options_key, choices)
+    report.checked = len(groups)
     for target, result in results.items():
         if result.status != "ok":
             report.problems.extend(_problems(result, uses[target]))
@@ -134,8 +142,11 @@ def _where(index: CardIndex, key: str, card: AssetCard, name: str) -> Problem:
     holder = card.field(name).holder
     file = holder.field_source(name)
     plain = holder.name
+    # The key's own override first: it may sit in the plain card's file and set the field.
+    env = key.partition("@")[2]
+    own = [f"{plain}@{env}"] if env else []
     envs = sorted(n for n in index.names if n.startswith(f"{plain}@"))
-    for candidate in dict.fromkeys([f"{plain}@", *envs]):
+    for candidate in dict.fromkeys([*own, f"{plain}@", *envs]):
         entry = index.get(candidate)
         if entry is not None and entry.file == file and name in entry.metadata:
             return Problem("", "", entry.source, entry.file, entry.field_line(name), key, name)

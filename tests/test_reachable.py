@@ -455,11 +455,6 @@ def test_hub_repos_revisions_and_files(
         assert sum(each.startswith(head) for each in lines) == 1, (head, lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (issue 21): check_reachable keys its probes by (uri, include, options), so a "
-    "repo named as checkpoint and as tokenizer gets two identical repo_info requests",
-)
 def test_a_repo_named_by_checkpoint_and_tokenizer_is_asked_once(
     hub: HubServer, write_cards: WriteCards, card_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -548,12 +543,6 @@ def test_an_env_override_missing_only_in_its_env_is_a_problem_of_name_at_env(
     assert len(run.out.splitlines()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (issue 21): reachability._where looks for the field in the plain card's "
-    "entry before the override's, so an override in the plain card's file is reported at "
-    "the plain card's line",
-)
 def test_an_env_override_in_the_plain_cards_file_is_reported_at_its_own_line(
     write_cards: WriteCards, card_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
