@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncassets.fast_reader import FastKeyLines
-from asyncassets.parsing import make_entry
+from asyncassets.parsing import make_entry, measure_value
 from asyncassets.problems import Problem
 from asyncassets.snapshot import CardEntry, FileFieldLines, FileRecord, KnownKeyLines
+from asyncassets.yaml_values import LimitError
 
 __all__ = ["IndexFormatError", "IndexedFile", "decode_file", "encode_file"]
 
@@ -108,6 +109,10 @@ def _decoded_entry(item: Any, file: str, source: str, lines: FileFieldLines | No
     if type(line) is not int or line < 1 or type(index) is not int or index < 0:
         raise IndexFormatError(f"{file}: an entry's line or index is not a count")
     metadata = _decoded_value(value) if tagged is True else value
+    try:
+        measure_value(metadata)  # the limits of a card file (depth, size) hold here too
+    except LimitError as exc:
+        raise IndexFormatError(f"{file}: an entry is past a card's limits: {exc}") from None
     if own is not None:
         field_lines: Mapping[str, int] | FileFieldLines = _key_lines(own) or {}
     elif lines is not None:

@@ -767,19 +767,7 @@ def corruptions(marker: Path) -> dict[str, Callable[[bytes], bytes]]:
 
 
 #: Cases that fail because of a bug in the library (see the xfail reasons).
-KNOWN_BUGS = {
-    "entry-too-deep": (
-        "bug: index_codec._decoded_entry calls make_entry(plain=True), which skips "
-        "measure_value: an entry nested deeper than MAX_DEPTH (or holding more than "
-        "MAX_VALUES values), which no card file can define, is served, and the card's "
-        "to_dict() (or get_metadata) raises RecursionError"
-    ),
-    "version-only": (
-        "bug: CardIndex._decoded never compares the header's 'version' with FORMAT_VERSION "
-        "(only the reader fingerprint): an index that says it is of a format this reader "
-        "does not know is used"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 CORRUPTION_CASES = [
     pytest.param(case, marks=pytest.mark.xfail(reason=KNOWN_BUGS[case], strict=True))
@@ -874,14 +862,6 @@ async def test_index_path_that_is_no_regular_file(
     assert_valid_index(index)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: CardIndex.load opens the index path with a plain open(), which blocks until a "
-        "writer opens a FIFO found there: the load hangs (in a worker thread that cannot "
-        "be cancelled)"
-    ),
-)
 async def test_fifo_at_the_index_path_does_not_hang_the_load(
     s3_bucket: Bucket, caplog: pytest.LogCaptureFixture
 ) -> None:

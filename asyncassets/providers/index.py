@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -115,8 +116,7 @@ class CardIndex:
         """``{file URL: what the index holds}``; None when there is no index yet. An index
         that cannot be used is a warning and None."""
         try:
-            with open(self.path, "rb") as fh:
-                data = fh.read(MAX_INDEX_BYTES + 1)
+            data = _read_regular(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -156,7 +156,7 @@ class CardIndex:
         header = _object(lines[0], "header")
         if header.get("format") != FORMAT:
             raise UnusableIndex("not an index of asyncassets")
-        if header.get("reader") != reader_fingerprint():
+        if header.get("version") != FORMAT_VERSION or header.get("reader") != reader_fingerprint():
             raise UnusableIndex(
                 "written by another version of asyncassets's card reader "
                 f"(format {header.get('version')!r})"
@@ -191,8 +191,29 @@ class CardIndex:
 
     def touch(self) -> None:
         """Mark the index as used now (``cache prune`` reclaims those long unused)."""
-        with contextlib.suppress(OSError):
-            os.utime(self.path)
+        with contextlib.suppress(OSError, NotImplementedError):
+            os.utime(self.path, follow_symlinks=False)
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of the regular file at ``path`` (at most one past the limit). Opened
+    without blocking and without following a symlink: a FIFO or a device placed there
+    must not hold the load, a link must not lead elsewhere."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        chunks, total = [], 0
+        while total <= MAX_INDEX_BYTES:
+            chunk = os.read(fd, min(1 << 24, MAX_INDEX_BYTES + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _object(line: bytes, what: str) -> dict[str, Any]:
