@@ -9,7 +9,6 @@ from collections.abc import Mapping
 import anyio.to_thread
 
 from asyncassets.index_codec import IndexedFile, encode_file
-from asyncassets.problems import Problem
 from asyncassets.providers.base import CardSource, FileIdentity
 from asyncassets.providers.index import CardIndex
 from asyncassets.snapshot import FileRecord
@@ -33,10 +32,6 @@ class ProviderIndex:
         #: The index file was missing or stale at the last load: save it even unchanged.
         self._dirty = False
         self._warned = False
-
-    @property
-    def path(self) -> str:
-        return str(self.index.path)
 
     async def split(
         self, folder: CardSource, listing: Mapping[str, str | None]
@@ -127,8 +122,4 @@ class ProviderIndex:
 
 def _lasting(record: FileRecord) -> bool:
     """What a file gave says something of its content (not of one failed read)."""
-    return not record.stale and not any(_passing(p) for p in record.problems)
-
-
-def _passing(problem: Problem) -> bool:
-    return problem.kind in _PASSING
+    return not record.stale and not any(p.kind in _PASSING for p in record.problems)
