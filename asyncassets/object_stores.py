@@ -5,13 +5,21 @@ reads a filesystem another way."""
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from asyncassets.storage_options import default_storage_options
 
-__all__ = ["ObjectIdentity", "close_filesystem", "object_identity", "open_filesystem"]
+__all__ = [
+    "ObjectIdentity",
+    "close_filesystem",
+    "content_md5",
+    "object_identity",
+    "open_filesystem",
+]
 
 
 def open_filesystem(
@@ -71,7 +79,30 @@ class ObjectIdentity:
 _ETAG_KEYS = ("ETag", "etag", "md5Hash")
 _VERSION_KEYS = ("VersionId", "generation")
 _MTIME_KEYS = ("LastModified", "updated", "mtime", "last_modified", "created")
-_TOKEN_KEYS = ("ETag", "etag", "generation", "md5Hash", "crc32c")
+#: S3's ETag first; on GCS the generation, which every write of an object renews (its etag
+#: changes with metadata too, and its md5Hash comes back when old content is written again).
+_TOKEN_KEYS = ("ETag", "generation", "etag", "md5Hash", "crc32c")
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")
+
+
+def content_md5(info: Mapping[str, Any]) -> str | None:
+    """The MD5 of the object's content (hex) as a listing's ``info`` states it, when it
+    does: GCS' ``md5Hash`` (base64), or an S3 ETag that is the MD5 itself (a single-part
+    upload without SSE-KMS; a multipart ETag ends in ``-N`` and is not). None otherwise."""
+    md5_hash = info.get("md5Hash")
+    if isinstance(md5_hash, str):
+        try:
+            digest = base64.b64decode(md5_hash, validate=True)
+        except ValueError:
+            digest = b""
+        if len(digest) == 16:
+            return digest.hex()
+    etag = info.get("ETag")
+    if isinstance(etag, str):
+        etag = etag.strip('"').lower()
+        if _MD5_HEX.fullmatch(etag):
+            return etag
+    return None
 
 
 def object_identity(info: Mapping[str, Any]) -> ObjectIdentity:

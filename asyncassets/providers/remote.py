@@ -11,6 +11,7 @@ their synchronous API in worker threads (fsspec drives them from its own IO thre
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import math
@@ -23,7 +24,7 @@ from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem
 
 from asyncassets.errors import AssetMetadataError, AssetSourceNotFoundError
-from asyncassets.object_stores import object_identity
+from asyncassets.object_stores import content_md5, object_identity
 from asyncassets.parsing import MAX_FILE_BYTES, is_card_file, parse_batch, too_large_file
 from asyncassets.problems import Problem
 from asyncassets.providers.base import FileIdentity
@@ -86,6 +87,8 @@ class RemoteCardFolder:
         self._sizes: dict[str, int] = {}
         #: The persistent index's identities from the listings, by file URL.
         self._identities: dict[str, str] = {}
+        #: The MD5 of each object's content, where the listing states it (hex).
+        self._digests: dict[str, str] = {}
 
     def file_url(self, path: str) -> str:
         """The URL a card file is known by (entries, problems, ``card.source``): the
@@ -184,13 +187,18 @@ class RemoteCardFolder:
         }
         versions: dict[str, str | None] = {}
         identities: dict[str, str] = {}
+        digests: dict[str, str] = {}
         for path, info in cards.items():
             identity = object_identity(info)
+            digest = content_md5(info)
+            if digest is not None:
+                digests[path] = digest
             versions[path] = identity.token
             if (identity.etag or identity.version) and identity.size is not None:
                 # A validator of the content (not an mtime) and the size: the index's key.
                 identities[self.file_url(path)] = f"{identity.token}|{identity.size}"
         self._identities = identities
+        self._digests = digests
         return versions
 
     def identity(self, file: str, version: str | None) -> FileIdentity | None:
@@ -242,6 +250,16 @@ class RemoteCardFolder:
                     )
                     records.append(FileRecord(url, (), (problem,), version))
                     return
+            expected = self._digests.get(path)
+            if (
+                expected is not None
+                and hashlib.md5(data, usedforsecurity=False).hexdigest() != expected
+            ):
+                # Written again between the listing and this read: these bytes are not the
+                # version the listing named. Kept, but with no version: the index does not
+                # remember them and the next refresh reads the object again.
+                logger.debug("%s changed between the listing and the read", url)
+                version = None
             send.send_nowait((url, data, version))
 
         async def fetch_all() -> None:
