@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncassets.fast_reader import FastKeyLines
-from asyncassets.parsing import make_entry, measure_value
+from asyncassets.parsing import MAX_DEPTH, MAX_VALUES, make_entry, measure_tree, measure_value
 from asyncassets.problems import Problem
 from asyncassets.snapshot import CardEntry, FileFieldLines, FileRecord, KnownKeyLines
 from asyncassets.yaml_values import LimitError
@@ -91,9 +91,13 @@ def decode_file(line: str, source: str) -> tuple[str, IndexedFile]:
     if version is not None and type(version) is not str:
         raise IndexFormatError(f"{file}: 'version' is not a string")
     lines = _decoded_lines(document.get("lines"))
+    # Every value of the line takes a character of it at least (a container its bracket):
+    # a line shorter than the limit on values, with fewer brackets than the limit on
+    # depth, cannot hold a value past either, and its plain values need no measuring.
+    within = len(line) <= MAX_VALUES and line.count("[") + line.count("{") <= MAX_DEPTH
     entries: list[CardEntry] = []
     for item in _field(document, "entries", list):
-        entries.append(_decoded_entry(item, file, source, lines))
+        entries.append(_decoded_entry(item, file, source, lines, within))
     problems = tuple(_decoded_problem(p, file, source) for p in _field(document, "problems", list))
     record = FileRecord(file, tuple(entries), problems, version)
     return file, IndexedFile(identity, recorded_ns, record, line)
@@ -102,15 +106,22 @@ def decode_file(line: str, source: str) -> tuple[str, IndexedFile]:
 # -- entries and problems ------------------------------------------------------------------
 
 
-def _decoded_entry(item: Any, file: str, source: str, lines: FileFieldLines | None) -> CardEntry:
+def _decoded_entry(
+    item: Any, file: str, source: str, lines: FileFieldLines | None, within: bool
+) -> CardEntry:
     if type(item) is not list or len(item) != 6:
         raise IndexFormatError(f"{file}: an entry is not a list of 6 items")
     name, line, index, value, tagged, own = item
     if type(line) is not int or line < 1 or type(index) is not int or index < 0:
         raise IndexFormatError(f"{file}: an entry's line or index is not a count")
-    metadata = _decoded_value(value) if tagged is True else value
-    try:
-        measure_value(metadata)  # the limits of a card file (depth, size) hold here too
+    try:  # the limits of a card file (depth, size) hold here too
+        if tagged is True:
+            metadata = _decoded_value(value)
+            measure_value(metadata)
+        else:
+            metadata = value
+            if not within:
+                measure_tree(metadata)
     except LimitError as exc:
         raise IndexFormatError(f"{file}: an entry is past a card's limits: {exc}") from None
     if own is not None:

@@ -47,6 +47,7 @@ __all__ = [
     "LimitError",
     "is_card_file",
     "make_entry",
+    "measure_tree",
     "measure_value",
     "parse_batch",
     "parse_card_file",
@@ -109,6 +110,36 @@ def measure_value(value: Any) -> int:
     """Expanded size of constructed data (every alias counted once per use), checking
     depth and cycles: raises :class:`LimitError` past a limit."""
     return _measure(value, _value_children, lambda _: None)
+
+
+def measure_tree(value: Any) -> int:
+    """:func:`measure_value` of JSON data (dicts with string keys, lists and scalars, as
+    ``json.loads`` builds them: no part shared, no cycle), without the bookkeeping for
+    aliases: the same size, the same limits, several times faster."""
+    size = _tree_size(value, 0)
+    if size > MAX_VALUES:
+        raise too_many(None)
+    return size
+
+
+def _tree_size(item: Any, depth: int) -> int:
+    kind = type(item)
+    if kind is dict:
+        children: Iterable[Any] = item.values()
+        size = 1 + len(item)  # the keys are leaves
+    elif kind is list:
+        children = item
+        size = 1
+    else:
+        return 1
+    if depth >= MAX_DEPTH:
+        raise LimitError(TOO_DEEP, None)
+    for child in children:
+        child_kind = type(child)
+        size += _tree_size(child, depth + 1) if child_kind is dict or child_kind is list else 1
+    if size > MAX_VALUES:  # stop early: the rest of a huge value is not walked
+        raise too_many(None)
+    return size
 
 
 def _scan_values(data: bytes | str) -> None:

@@ -1,11 +1,22 @@
 """YAML bytes -> card entries and problems: a pure function, tested without a loop or disk."""
 
+import json
+import random
 import textwrap
+from typing import Any
 
 import pytest
 import yaml
 
-from asyncassets.parsing import is_card_file, parse_card_file
+from asyncassets.parsing import (
+    MAX_DEPTH,
+    MAX_VALUES,
+    LimitError,
+    is_card_file,
+    measure_tree,
+    measure_value,
+    parse_card_file,
+)
 from asyncassets.snapshot import FileRecord
 
 FILE = "file:///cards/models.yaml"
@@ -184,3 +195,50 @@ def test_yaml_and_yml_files_are_card_files(path: str) -> None:
 @pytest.mark.parametrize("path", ["a.json", "a.yaml.bak", "README.md", "yaml"])
 def test_other_files_are_not_card_files(path: str) -> None:
     assert not is_card_file(path)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for level in range(depth):
+        value = {"k": value} if level % 2 else [value, 1]
+    return value
+
+
+def _random_tree(rng: random.Random, depth: int = 0) -> Any:
+    roll = rng.random()
+    if depth > 6 or roll < 0.4:
+        return rng.choice([1, 2.5, "s", None, True, float("nan")])
+    if roll < 0.7:
+        return [_random_tree(rng, depth + 1) for _ in range(rng.randrange(0, 5))]
+    return {f"k{i}": _random_tree(rng, depth + 1) for i in range(rng.randrange(0, 5))}
+
+
+def _outcome(measure: Any, value: Any) -> Any:
+    try:
+        return measure(value)
+    except LimitError as exc:
+        return str(exc).split(" (")[0]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "scalar",
+        {},
+        [],
+        {"a": [1, {"b": None}], "c": "d"},
+        _nested(MAX_DEPTH - 1),
+        _nested(MAX_DEPTH),  # the deepest container sits at depth MAX_DEPTH - 1
+        _nested(MAX_DEPTH + 1),
+        list(range(MAX_VALUES - 1)),
+        list(range(MAX_VALUES)),
+        {str(i): i for i in range(MAX_VALUES // 2)},
+        [[0] * 1000 for _ in range(MAX_VALUES // 1000)],
+        *(_random_tree(random.Random(seed)) for seed in range(200)),
+    ],
+)
+def test_measure_tree_agrees_with_measure_value_on_json_data(value: Any) -> None:
+    """The index's check of an entry read back from JSON gives the size and the limits
+    that the card file's own check gives."""
+    value = json.loads(json.dumps(value))  # as the index's decoder builds it
+    assert _outcome(measure_tree, value) == _outcome(measure_value, value)

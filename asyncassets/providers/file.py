@@ -9,7 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from asyncassets.errors import AssetMetadataError, AssetSourceNotFoundError
+from asyncassets.index_codec import IndexedFile
 from asyncassets.problems import Problem
 from asyncassets.providers.base import CardSource, SnapshotProvider
 from asyncassets.providers.index import CardIndex, index_disabled
@@ -137,11 +140,12 @@ class FileAssetMetadataProvider(SnapshotProvider):
     async def _read_all(self) -> list[FileRecord]:
         try:
             started = time.time_ns()
-            listing = await self._list()
             folder = self._card_source()
             if self._index is None:
+                listing = await self._list()
                 return await folder.read(list(listing.items()), self._source)
-            known, unread = await self._index.split(folder, listing)
+            listing, stored = await self._list_beside(self._index)
+            known, unread = self._index.split(folder, listing, stored)
             records = await folder.read(unread, self._source)
             await self._index.update(folder, {r.file: r for r in records}, started, whole=True)
             return known + records
@@ -149,6 +153,29 @@ class FileAssetMetadataProvider(SnapshotProvider):
             if not self.optional:
                 raise
             return self._unavailable(exc)
+
+    async def _list_beside(
+        self, index: ProviderIndex
+    ) -> tuple[dict[str, str | None], dict[str, IndexedFile] | None]:
+        """The listing, and what ``index`` holds, read in a worker thread meanwhile (a warm
+        start waits for the longer of the two, not for both)."""
+        stored: dict[str, IndexedFile] | None = None
+        listing: dict[str, str | None] = {}
+        failure: Exception | None = None
+
+        async def read_index() -> None:
+            nonlocal stored
+            stored = await index.read()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_index)
+            try:
+                listing = await self._list()
+            except Exception as exc:  # raised as itself below, not in an exception group
+                failure = exc
+        if failure is not None:
+            raise failure
+        return listing, stored
 
     async def _changed_files(self) -> dict[str, FileRecord | None]:
         """One listing; only files whose version differs from the snapshot are re-read."""

@@ -33,12 +33,20 @@ class ProviderIndex:
         self._dirty = False
         self._warned = False
 
-    async def split(
-        self, folder: CardSource, listing: Mapping[str, str | None]
+    async def read(self) -> dict[str, IndexedFile] | None:
+        """What the index file holds (None: no usable index), read in a worker thread: a
+        load starts it beside its listing."""
+        return await anyio.to_thread.run_sync(self.index.load)
+
+    def split(
+        self,
+        folder: CardSource,
+        listing: Mapping[str, str | None],
+        stored: Mapping[str, IndexedFile] | None,
     ) -> tuple[list[FileRecord], list[tuple[str, str | None]]]:
-        """The records the index vouches for, and the ``(path, version)`` items of the
-        listing left to read (changed, added, or never indexed)."""
-        stored = await anyio.to_thread.run_sync(self.index.load)
+        """The records the index (``stored``, from :meth:`read`) vouches for, and the
+        ``(path, version)`` items of the listing left to read (changed, added, or never
+        indexed)."""
         self._dirty = stored is None
         stored = stored or {}
         known: dict[str, IndexedFile] = {}
