@@ -82,12 +82,14 @@ _RARE_RULES: dict[int, re.Pattern[bytes]] = {
     ord("}"): re.compile(rb"}[ \t]*:(?!\S)"),
     ord('"'): re.compile(rb'":(?=\S)'),
     ord("'"): re.compile(rb"':(?=\S)"),
-    # an upper-case radix prefix: 0X1F is a string to ruamel, 31 to yaml-rs
-    ord("X"): re.compile(rb"0[XOB]"),
+    # an upper-case radix prefix: 0X1F is a string to ruamel, 31 to yaml-rs (each rule
+    # starts at its letter, rarer than a "0")
+    ord("X"): re.compile(rb"X(?<=0X)"),
+    ord("O"): re.compile(rb"O(?<=0O)"),
+    ord("B"): re.compile(rb"B(?<=0B)"),
     # a directive ("%YAML 1.1" switches ruamel to YAML 1.1 rules)
     ord("%"): re.compile(rb"%(?<![^\n]%)"),
 }
-_RARE_RULES[ord("O")] = _RARE_RULES[ord("B")] = _RARE_RULES[ord("X")]
 _RARE = _ALWAYS_EXACT | frozenset(_RARE_RULES)
 #: ``bytes.translate`` deletes these, keeping the rare bytes.
 _COMMON = bytes(b for b in range(256) if b not in _RARE)
@@ -100,11 +102,19 @@ _COMMON_RULES = (
     # ("0o_")
     re.compile(
         rb"_(?<=[\s\[{,+\-.0-9eExob]_)"  # most underscores stop here: after a letter
-        rb"(?:(?<=" + _TOKEN_START + rb"_)(?=[_.0-9])|(?<=" + _TOKEN_START + rb"[-+]_)"
-        rb"|(?<=[0-9.][eE]_)|(?<=[eE][-+]_)|(?<=[eE][0-9]_)|(?<=[eE][-+0-9][0-9]_)"
+        # then by the byte before it (the alternatives of each only): a digit (card names
+        # are full of them: "llama3_8b")
+        rb"(?:(?<=[0-9]_)(?:(?<=[eE][0-9]_)|(?<=[-+0-9][0-9]_)(?:(?<=[eE][-+0-9][0-9]_)"
         rb"|(?<=[eE][-+0-9][0-9][0-9]_)|(?<=[eE][-+0-9][0-9][0-9][0-9]_)"
-        rb"|(?<=" + _TOKEN_START + rb"0[xob]_)|(?<=" + _TOKEN_START + rb"[-+]0[xob]_)"
-        rb"|(?<=[0-9][0-9][0-9][0-9][0-9]_))"  # a longer exponent, or any 5 digits
+        rb"|(?<=[0-9][0-9][0-9][0-9][0-9]_)))"  # a longer exponent, or any 5 digits
+        rb"|(?<=[0-9.][eE]_)"
+        rb"|(?<=[xob]_)(?:(?<="
+        + _TOKEN_START
+        + rb"0[xob]_)|(?<="
+        + _TOKEN_START
+        + rb"[-+]0[xob]_))"
+        rb"|(?<=" + _TOKEN_START + rb"_)(?=[_.0-9])"
+        rb"|(?<=[-+]_)(?:(?<=" + _TOKEN_START + rb"[-+]_)|(?<=[eE][-+]_)))"
     ),
     # a number with a leading dot (".5e3" is a string to ruamel, "._" an error)
     re.compile(rb"\.(?:(?<=" + _TOKEN_START + rb"\.)|(?<=" + _TOKEN_START + rb"[-+]\.))[0-9_]"),
