@@ -25,6 +25,7 @@ from asyncassets.kinds import card_kind
 from asyncassets.planning import plan_fetch
 from asyncassets.problems import Problem
 from asyncassets.resolution import CardIndex
+from asyncassets.storage_options import options_key
 
 if TYPE_CHECKING:
     from asyncassets.cache.probing import ProbeResult
@@ -89,7 +90,7 @@ async def check_reachable(
                 plan = plan_fetch(card, name, stores=stores)
             except AssetCardError:
                 continue  # not a reference (a mapping, a number): nothing to ask
-            options = json.dumps(plan.storage_options, sort_keys=True, default=repr)
+            options = options_key(plan.storage_options)
             choice = json.dumps(plan.include)
             groups.setdefault((plan.uri, options), {})[choice] = (
                 plan.storage_options,
@@ -101,17 +102,17 @@ async def check_reachable(
     results: dict[tuple[str, str, str], ProbeResult] = {}
     limiter = anyio.CapacityLimiter(concurrency)
 
-    async def ask(uri: str, options_key: str, choices: dict[str, tuple[Any, Any]]) -> None:
+    async def ask(uri: str, options_id: str, choices: dict[str, tuple[Any, Any]]) -> None:
         storage_options = next(iter(choices.values()))[0]
         includes = [include for _, include in choices.values()]
         async with limiter:
             answers = await probe_choices(uri, storage_options=storage_options, includes=includes)
         for choice, answer in zip(choices, answers, strict=True):
-            results[(uri, options_key, choice)] = answer
+            results[(uri, options_id, choice)] = answer
 
     async with anyio.create_task_group() as tg:
-        for (uri, options_key), choices in groups.items():
-            tg.start_soon(ask, uri, options_key, choices)
+        for (uri, options_id), choices in groups.items():
+            tg.start_soon(ask, uri, options_id, choices)
     report.checked = len(groups)
     for target, result in results.items():
         if result.status != "ok":

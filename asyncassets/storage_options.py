@@ -5,11 +5,18 @@ reads the environment and builds dicts; nothing here opens a connection."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "default_storage_options", "with_timeouts"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
+    "default_storage_options",
+    "options_key",
+    "with_timeouts",
+]
 
 #: Seconds to open a connection, and seconds a read may wait for the next bytes, for every
 #: request of an fsspec filesystem whose client would otherwise wait for ever (gcsfs sends
@@ -75,3 +82,11 @@ def with_timeouts(protocol: str, options: Mapping[str, Any]) -> dict[str, Any]:
         client_kwargs.setdefault("timeout", timeout)
         merged["client_kwargs"] = client_kwargs
     return merged
+
+
+def options_key(options: Any) -> str:
+    """A key that tells storage options (and what comes with them) apart within this
+    process: equal options, equal keys. An option JSON has no form for is keyed by its
+    ``repr``, so two credential objects are two keys. Never written anywhere (a ``repr``
+    may show a secret): the persistent index names its files another way."""
+    return json.dumps(options, sort_keys=True, default=repr)

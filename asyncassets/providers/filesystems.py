@@ -11,7 +11,6 @@ client session" warning is left behind.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ import anyio
 
 from asyncassets.loops import current_loop, on_asyncio
 from asyncassets.object_stores import close_filesystem, open_filesystem
+from asyncassets.storage_options import options_key
 
 __all__ = [
     "acquire_filesystem",
@@ -35,7 +35,7 @@ def _key(protocol: str, options: Mapping[str, Any], max_concurrency: int) -> _Ke
     # asyncio: one instance per loop, its sessions bound to that loop. Elsewhere (trio):
     # one synchronous instance for every loop, driven from fsspec's own IO thread.
     loop = current_loop() if on_asyncio() else None
-    chosen = json.dumps([options, max_concurrency], sort_keys=True, default=repr)
+    chosen = options_key([options, max_concurrency])
     return (loop, protocol, chosen)
 
 
