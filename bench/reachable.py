@@ -57,7 +57,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import REPO, alternating, machine_info, print_columns, proxy_process
+from _harness import (
+    REPO,
+    alternating,
+    byte_compile,
+    machine_info,
+    print_columns,
+    proxy_process,
+)
 from corpus import corpus_dir
 
 from asyncassets.reachability import DEFAULT_CONCURRENCY
@@ -320,6 +327,7 @@ def main() -> None:
     args.rounds = max(args.rounds, MIN_ROUNDS)
     if not args.corpus.is_dir():
         raise SystemExit(f"no corpus at {args.corpus} (set ASYNCASSETS_CORPUS_DIR)")
+    byte_compile()
 
     with tempfile.TemporaryDirectory(prefix="bench-reachable-") as scratch:
         work = Path(scratch)

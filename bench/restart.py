@@ -77,6 +77,7 @@ from _harness import (
     REPO,
     CountingProxy,
     alternating,
+    byte_compile,
     free_port,
     machine_info,
     moto_server,
@@ -902,6 +903,7 @@ def main() -> None:
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    byte_compile()
     started = time.perf_counter()
     files, added, documents = generate(opts.objects, opts.cards)
     log(
