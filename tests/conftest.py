@@ -333,6 +333,18 @@ def corpus_dir() -> Path:
     )
 
 
+@pytest.fixture
+def hub(hub_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """The Hub server as ``$HF_ENDPOINT``, no token anywhere, an empty Hugging Face cache
+    (for a module that imports ``hub_server``; a ``HubServer``)."""
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "ASYNCASSETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    return hub_server
+
+
 # -- real servers (S3, GCS, HTTP) for the backends and the cache tests ------------------------
 
 from servers import *  # noqa: E402, F403

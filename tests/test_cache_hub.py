@@ -52,17 +52,6 @@ WEIGHTS = {
 }
 
 
-@pytest.fixture
-def hub(hub_server: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> HubServer:  # noqa: F811
-    """The Hub server as ``$HF_ENDPOINT``, no token anywhere, an empty Hugging Face cache."""
-    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "ASYNCASSETS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    return hub_server
-
-
 def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 

@@ -119,17 +119,6 @@ def recording_proxy(moto_server: str) -> Iterator[RecordingProxy]:
         proxy.stop()
 
 
-@pytest.fixture
-def hub(hub_server: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> HubServer:  # noqa: F811
-    """The Hub server as ``$HF_ENDPOINT``, no token anywhere, an empty Hugging Face cache."""
-    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "ASYNCASSETS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    return hub_server
-
-
 def api_requests(hub: HubServer, repo_id: str, repo_type: str = "models") -> list[str]:
     """The API requests about repo ``repo_id`` (not a repo whose id merely starts alike)."""
     prefix = f"/api/{repo_type}/{repo_id}"
