@@ -382,15 +382,7 @@ def make_entry(
                 card=canonical,
                 field="base",
             )
-    return CardEntry(
-        name=canonical,
-        metadata=document,
-        file=file,
-        line=line,
-        source=source,
-        index=index,
-        field_lines=field_lines,
-    )
+    return new_entry(canonical, document, file, line, source, index, field_lines)
 
 
 def parse_batch(

@@ -88,7 +88,7 @@ class CardEntry:
 
 
 def _entry_maker() -> Callable[
-    [str, Mapping[str, Any], str, int, str, int, FileFieldLines], CardEntry
+    [str, Mapping[str, Any], str, int, str, int, Mapping[str, int] | FileFieldLines], CardEntry
 ]:
     """``new_entry(name, metadata, file, line, source, index, field_lines)``: a
     :class:`CardEntry`, made as its ``__init__`` makes it but by its slots' descriptors
@@ -115,7 +115,7 @@ def _entry_maker() -> Callable[
         line: int,
         source: str,
         index: int,
-        field_lines: FileFieldLines,
+        field_lines: Mapping[str, int] | FileFieldLines,
     ) -> CardEntry:
         entry: CardEntry = new(CardEntry)
         set_name(entry, name)

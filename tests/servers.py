@@ -177,6 +177,18 @@ def s3_storage_options(endpoint: str) -> dict[str, Any]:
     return {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": endpoint}}
 
 
+def random_bytes(size: int) -> bytes:
+    """``size`` random bytes that the GCS emulator stores as they are. It reads a multipart
+    upload (gcsfs' ``pipe``) with the email parser, which takes a lone ``\r`` ending the
+    content for a line break and drops it: one upload of random bytes in 256 came back a
+    byte short. Neither end is a ``\r`` here (tests upload the reversed bytes too)."""
+    data = bytearray(os.urandom(size))
+    for end in (0, -1):
+        if data and data[end] == ord("\r"):
+            data[end] = ord("\n")
+    return bytes(data)
+
+
 def gcs_storage_options(endpoint: str) -> dict[str, Any]:
     """gcsfs options for the emulator at ``endpoint``."""
     return {"endpoint_url": endpoint, "token": "anon", "project": "test"}

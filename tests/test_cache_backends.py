@@ -18,7 +18,7 @@ from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and 
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.registry import _registry
 from loop_lag import loop_gaps
-from servers import StaticServer, gcs_storage_options, s3_storage_options
+from servers import StaticServer, gcs_storage_options, random_bytes, s3_storage_options
 
 from asyncassets.cache import CheckpointCache
 
@@ -72,7 +72,7 @@ async def test_s3_gcs_http_and_memory_side_by_side(
 ) -> None:
     """Every kind of source at once on the current loop: on trio, fsspec's async
     filesystems run on fsspec's IO thread and HTTP in worker threads; then each is a hit."""
-    payload = os.urandom(9 * 2**20 + 123)  # three parts of 4 MiB
+    payload = random_bytes(9 * 2**20 + 123)  # three parts of 4 MiB
     run = uuid.uuid4().hex[:12]
     s3_options = s3_storage_options(moto_server)
     s3 = fsspec.filesystem("s3", skip_instance_cache=True, **s3_options)

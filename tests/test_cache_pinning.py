@@ -6,7 +6,6 @@ behind a proxy that overwrites the object between two parts."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
 from pinning_servers import *  # noqa: F403  (the fixtures swapping_server, hook_proxy)
 from pinning_servers import HookProxy, SwappingServer
-from servers import gcs_storage_options, s3_storage_options
+from servers import gcs_storage_options, random_bytes, s3_storage_options
 
 from asyncassets.cache import CheckpointCache, RetryPolicy
 from asyncassets.errors import AssetDownloadError
@@ -38,12 +37,12 @@ def cache_settings() -> dict[str, Any]:
 
 @pytest.fixture
 def old() -> bytes:
-    return os.urandom(SIZE)
+    return random_bytes(SIZE)
 
 
 @pytest.fixture
 def new() -> bytes:
-    return os.urandom(SIZE)
+    return random_bytes(SIZE)
 
 
 def ranged(server: SwappingServer) -> list[Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 import uuid
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import fsspec
 import pytest
 from conftest import both_backends as anyio_backend  # noqa: F401  (asyncio and trio)
-from servers import StaticServer, gcs_storage_options, s3_storage_options
+from servers import StaticServer, gcs_storage_options, random_bytes, s3_storage_options
 
 from asyncassets.cache import CheckpointCache, RetryPolicy
 from asyncassets.errors import AssetDownloadError
@@ -28,7 +27,7 @@ def cache_settings() -> dict[str, Any]:
 
 @pytest.fixture
 def payload() -> bytes:
-    return os.urandom(3 * PART + 4321)
+    return random_bytes(3 * PART + 4321)
 
 
 @pytest.fixture
