@@ -67,6 +67,7 @@ class ObjectIdentity:
     ``etag`` (S3's ETag, GCS' md5Hash), ``version`` (S3's VersionId, GCS' generation) and
     ``mtime`` validate one version for the cache; ``token`` is one string that changes with
     the content, for a card store's listing (a validator with its name, else mtime and size).
+    ``md5`` is the content's MD5 (hex) where ``info`` states it (:func:`content_md5`).
     """
 
     size: int | None
@@ -74,6 +75,7 @@ class ObjectIdentity:
     version: str | None
     mtime: str | None
     token: str | None
+    md5: str | None = None
 
 
 _ETAG_KEYS = ("ETag", "etag", "md5Hash")
@@ -120,6 +122,7 @@ def object_identity(info: Mapping[str, Any]) -> ObjectIdentity:
         version=str(version) if version is not None else None,
         mtime=str(mtime) if mtime is not None else None,
         token=token,
+        md5=content_md5(info),
     )
 
 

@@ -76,8 +76,9 @@ async def check_reachable(
 
     report = Reachability()
     uses: dict[tuple[str, str, str], list[_Use]] = {}
-    # One metadata request per reference and storage options: {(uri, options): choices}.
-    groups: dict[tuple[str, str], dict[str, tuple[Any, Any]]] = {}
+    # One metadata request per reference and storage options:
+    # {(uri, options key): (storage options, {choice key: include})}.
+    groups: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
     stores = store.remote_stores()
     for key, card in await _resolved_cards(store, index):
         kind = card_kind(card)
@@ -92,27 +93,24 @@ async def check_reachable(
                 continue  # not a reference (a mapping, a number): nothing to ask
             options = options_key(plan.storage_options)
             choice = json.dumps(plan.include)
-            groups.setdefault((plan.uri, options), {})[choice] = (
-                plan.storage_options,
-                plan.include,
-            )
+            group = groups.setdefault((plan.uri, options), (plan.storage_options, {}))
+            group[1][choice] = plan.include
             use = _Use(key, name, _where(index, key, card, name))
             uses.setdefault((plan.uri, options, choice), []).append(use)
 
     results: dict[tuple[str, str, str], ProbeResult] = {}
     limiter = anyio.CapacityLimiter(concurrency)
 
-    async def ask(uri: str, options_id: str, choices: dict[str, tuple[Any, Any]]) -> None:
-        storage_options = next(iter(choices.values()))[0]
-        includes = [include for _, include in choices.values()]
+    async def ask(uri: str, options_id: str, storage_options: Any, choices: dict[str, Any]) -> None:
+        includes = list(choices.values())
         async with limiter:
             answers = await probe_choices(uri, storage_options=storage_options, includes=includes)
         for choice, answer in zip(choices, answers, strict=True):
             results[(uri, options_id, choice)] = answer
 
     async with anyio.create_task_group() as tg:
-        for (uri, options_id), choices in groups.items():
-            tg.start_soon(ask, uri, options_id, choices)
+        for (uri, options_id), (storage_options, choices) in groups.items():
+            tg.start_soon(ask, uri, options_id, storage_options, choices)
     report.checked = len(groups)
     for target, result in results.items():
         if result.status != "ok":

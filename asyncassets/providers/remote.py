@@ -24,7 +24,7 @@ from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem
 
 from asyncassets.errors import AssetMetadataError, AssetSourceNotFoundError
-from asyncassets.object_stores import content_md5, object_identity
+from asyncassets.object_stores import object_identity
 from asyncassets.parsing import MAX_FILE_BYTES, is_card_file, parse_batch, too_large_file
 from asyncassets.problems import Problem
 from asyncassets.providers.base import FileIdentity
@@ -190,9 +190,8 @@ class RemoteCardFolder:
         digests: dict[str, str] = {}
         for path, info in cards.items():
             identity = object_identity(info)
-            digest = content_md5(info)
-            if digest is not None:
-                digests[path] = digest
+            if identity.md5 is not None:
+                digests[path] = identity.md5
             versions[path] = identity.token
             if (identity.etag or identity.version) and identity.size is not None:
                 # A validator of the content (not an mtime) and the size: the index's key.
